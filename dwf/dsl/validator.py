@@ -1,0 +1,159 @@
+"""Static checks of a loaded workflow: every problem at once, each located at its field.
+
+Checks, all through the :class:`~dwf.extensions.StepType` hooks (extension steps are checked
+like the core ones):
+
+* the workflow has steps, and step ids are unique, nested steps included;
+* every jump (``next``, ``on_error``, ``targets()``, ``resume_targets()``) goes to a step of the
+  same list or to ``__FINISHED__``: top-level steps to top-level steps, steps of a loop body to
+  steps of that body (no ``next`` ends the iteration); a parallel branch is one step, so it
+  jumps nowhere (``__FINISHED__`` ends the branch);
+* ``workflow`` steps call workflows of the ``catalog`` (when one is given);
+* each step type's own ``check()``;
+* steps that are never reached (a warning);
+* variables are set before they are read, and paths below a step output fit its output schema
+  (see :mod:`dwf.dsl._dataflow`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dwf.dsl._dataflow import Frame, Hooks, Reporter, VariableCheck, build_frame, field_path, jumps
+from dwf.dsl.model import StepDef, WorkflowDefinition
+from dwf.errors import Diagnostic
+from dwf.extensions import FINISHED, Registry, default_registry, did_you_mean
+
+__all__ = ["validate"]
+
+
+def validate(
+    definition: WorkflowDefinition,
+    *,
+    registry: Registry | None = None,
+    catalog: Mapping[str, WorkflowDefinition] | None = None,
+) -> list[Diagnostic]:
+    """Check a parsed workflow and return every problem found, errors and warnings.
+
+    Args:
+        definition: The workflow, as :func:`dwf.dsl.parse_workflow` returns it.
+        registry: The step types to analyse steps with; the core ones by default.
+        catalog: The workflows that ``workflow`` steps may call, by id; ``None`` skips that check.
+
+    Returns:
+        Diagnostics in source order; ``severity`` tells errors from warnings.
+    """
+    report = Reporter(definition)
+    if not definition.steps:
+        report.add("a workflow needs at least one step", path=("steps",))
+        return report.diagnostics()
+    hooks = Hooks(registry or default_registry())
+    top = build_frame(definition.steps, hooks)
+    homes = _check_ids(top, report)
+    checker = _StructureCheck(definition, hooks, report, catalog, homes)
+    for frame in top.walk():
+        checker.frame(frame)
+    VariableCheck(definition, hooks, report).run(top)
+    return report.diagnostics()
+
+
+def _check_ids(top: Frame, report: Reporter) -> dict[str, Frame]:
+    """Report duplicate ids; return the frame each id is defined in (the first definition)."""
+    first: dict[str, StepDef] = {}
+    homes: dict[str, Frame] = {}
+    for frame in top.walk():
+        for step in frame.steps:
+            earlier = first.get(step.id)
+            if earlier is None:
+                first[step.id] = step
+                homes[step.id] = frame
+                continue
+            line = report.line_of(earlier)
+            where = f" (first defined at line {line})" if line is not None else ""
+            report.add(f"duplicate step id '{step.id}'{where}", step, ("id",))
+    return homes
+
+
+class _StructureCheck:
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        hooks: Hooks,
+        report: Reporter,
+        catalog: Mapping[str, WorkflowDefinition] | None,
+        homes: dict[str, Frame],
+    ) -> None:
+        self.definition = definition
+        self.hooks = hooks
+        self.report = report
+        self.catalog = catalog
+        self.homes = homes
+
+    def frame(self, frame: Frame) -> None:
+        reached = set(frame.order)
+        for i, step in enumerate(frame.steps):
+            if not self.hooks.registry.has_step(step.type):
+                message = self.hooks.registry.unknown_step_message(step.type)
+                self.report.add(message, step, ("type",))
+            self._jumps(frame, step)
+            self._sub_workflow(step)
+            for label, message in self.hooks.of(step).check(step, self.definition):
+                self.report.add(message, step, field_path(step, label))
+            if i not in reached:
+                message = f"step '{step.id}' is never reached"
+                self.report.add(message, step, ("id",), severity="warning")
+
+    def _jumps(self, frame: Frame, step: StepDef) -> None:
+        step_type = self.hooks.of(step)
+        found = jumps(step, step_type)
+        for jump in found:
+            where = field_path(step, jump.label)
+            if jump.target == FINISHED:
+                continue
+            if frame.kind == "branches":
+                self.report.add(_branch_jump(jump.label, jump.target), step, where)
+            elif jump.target not in frame.index:
+                self.report.add(self._unknown(frame, jump.label, jump.target), step, where)
+        others = {jump.target for jump in found if jump.kind in ("target", "resume")}
+        if step.next is not None and not step_type.falls_through(step) and step.next not in others:
+            message = f"'next' is ignored: a '{step.type}' step never continues to its 'next'"
+            self.report.add(message, step, ("next",), severity="warning")
+
+    def _unknown(self, frame: Frame, label: str, target: str) -> str:
+        home = self.homes.get(target)
+        if home is None:
+            return f"'{label}' refers to unknown step '{target}'{did_you_mean(target, frame.index)}"
+        message = (
+            f"'{label}' refers to step '{target}', which is in {home.where}, not in "
+            f"{frame.where}; a step can only go to steps of its own list"
+        )
+        if label == "next":
+            message += (
+                " (leave 'next' empty to end the workflow)"
+                if frame.kind == "top"
+                else (" (leave 'next' empty to end the iteration)")
+            )
+        return message
+
+    def _sub_workflow(self, step: StepDef) -> None:
+        workflow_id = getattr(step.config, "workflow_id", None)
+        if self.catalog is None or step.type != "workflow" or not isinstance(workflow_id, str):
+            return
+        if workflow_id in self.catalog or workflow_id == self.definition.id:
+            return
+        known = ", ".join(sorted(self.catalog)) or "(none)"
+        hint = did_you_mean(workflow_id, self.catalog)
+        message = f"unknown workflow '{workflow_id}'{hint}; known workflows: {known}"
+        self.report.add(message, step, ("workflow_id",))
+
+
+def _branch_jump(label: str, target: str) -> str:
+    if label == "next":
+        return (
+            f"'next' of a parallel branch must be empty, got '{target}': a branch is one step "
+            "and ends after it"
+        )
+    return (
+        f"'{label}' of a parallel branch cannot go to '{target}': a branch is one step; use "
+        f"'{FINISHED}' to end the branch, or put '{label}' on the parallel step"
+    )

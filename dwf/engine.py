@@ -1,0 +1,841 @@
+"""The durable engine: run, resume, recover.
+
+Guarantees (see docs/durability.md):
+
+* every step commits one atomic checkpoint (variable writes, next position, audit entry);
+* positions reach inside loop iterations, parallel branches and child workflows, so a halt or a
+  crash anywhere resumes exactly there;
+* an execution is pinned to the content hash of its definition, which the store keeps;
+* one process owns a running execution through a lease; only a ``halted`` execution can be
+  resumed, and of concurrent resumes exactly one wins;
+* ``recover`` continues executions whose owner died, from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dwf._frames import (
+    Cancelled,
+    Frame,
+    PropagatedHalt,
+    Run,
+    StepCtx,
+    StepFailure,
+    new_execution_id,
+    run_frame,
+    to_json_safe,
+)
+from dwf.errors import (
+    ConfigurationError,
+    DefinitionError,
+    DwfError,
+    ExecutionNotFound,
+    InputValidationError,
+    InvalidTransition,
+    LeaseLost,
+    StoreError,
+    WorkflowTimeout,
+)
+from dwf.extensions import Halt, Registry, default_registry, did_you_mean
+from dwf.runtime import ResumeInput, SubWorkflowResult
+from dwf.services import Services
+from dwf.storage.base import TERMINAL_STATUSES, AuditEntry, ExecutionRecord, Status, Store
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from dwf.dsl.model import WorkflowDefinition
+
+logger = logging.getLogger("dwf")
+
+__all__ = ["Engine", "Event", "RunResult"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunResult:
+    """The outcome of run/resume: ``status`` is completed, halted, failed, cancelled or running
+    (when another process took the execution over)."""
+
+    execution_id: str
+    status: str
+    output: Any = None
+    halt: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    workflow_id: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def halted(self) -> bool:
+        return self.status == "halted"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "status": self.status,
+            "output": self.output,
+            "halt": self.halt,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_record(cls, record: ExecutionRecord) -> RunResult:
+        return cls(
+            execution_id=record.id,
+            status=str(record.status),
+            output=record.output,
+            halt=record.halt,
+            error=record.error,
+            workflow_id=record.workflow_id,
+        )
+
+
+@dataclass
+class Event:
+    """A lifecycle event: ``workflow.*``, ``step.*`` (and ``agent.*`` from dwf_ai)."""
+
+    type: str
+    execution_id: str
+    workflow_id: str
+    timestamp: float
+    step_path: str | None = None
+    step_id: str | None = None
+    step_type: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "execution_id": self.execution_id,
+            "workflow_id": self.workflow_id,
+            "timestamp": self.timestamp,
+        }
+        if self.step_path is not None:
+            out.update(step_path=self.step_path, step_id=self.step_id, step_type=self.step_type)
+        out["data"] = self.data
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
+    def to_sse(self) -> str:
+        """The event as one Server-Sent Events message."""
+        return f"event: {self.type}\ndata: {self.to_json()}\n\n"
+
+
+EventHandler = Callable[[Event], Any]
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_is_dead(owner: str | None) -> bool:
+    """True when the owner ran on this machine and its process no longer exists."""
+    if not owner:
+        return True
+    parts = owner.split(":")
+    if len(parts) < 3 or parts[0] != socket.gethostname():
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Engine:
+    """Runs workflows durably against a store.
+
+    Args:
+        store: a :class:`Store`, a store URL (``memory://``, ``sqlite:///path``, ...), or
+            ``None`` for ``$DWF_STORE`` or the default SQLite file in the user's data directory.
+        services: the registry ``call`` steps resolve against.
+        registry: step types and extensions (default: core step types only).
+        workflows: workflows that ``workflow`` steps may start by id.
+        on_event: a callback (or several) for lifecycle events; exceptions are logged.
+        lease_seconds: how long an owner keeps an execution without renewing.
+        clock: the time source (epoch seconds); inject one in tests.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        *,
+        services: Services | Mapping[str, Any] | None = None,
+        registry: Registry | None = None,
+        workflows: Iterable[WorkflowDefinition] | Mapping[str, WorkflowDefinition] | None = None,
+        on_event: EventHandler | Iterable[EventHandler] | None = None,
+        lease_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if store is None or isinstance(store, str):
+            from dwf.storage import open_store
+
+            store = open_store(store)
+        self.store: Store = store
+        if services is None:
+            services = Services()
+        elif not isinstance(services, Services):
+            services = Services(services)
+        self.services: Services = services
+        self.registry = registry or default_registry()
+        if isinstance(workflows, Mapping):
+            self.workflows: dict[str, WorkflowDefinition] = dict(workflows)
+        else:
+            self.workflows = {w.id: w for w in workflows or ()}
+        if on_event is None:
+            self._handlers: list[EventHandler] = []
+        elif callable(on_event):
+            self._handlers = [on_event]
+        else:
+            self._handlers = list(on_event)
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.owner = _owner_id()
+        self._definitions: dict[str, tuple[WorkflowDefinition, dict[str, WorkflowDefinition]]] = {}
+        self._active: dict[str, Run] = {}
+        self._renewer: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    def emit(
+        self, event_type: str, run: Run, *, step: Any = None, path: str | None = None, **data: Any
+    ) -> None:
+        if not self._handlers:
+            return
+        event = Event(
+            type=event_type,
+            execution_id=run.id,
+            workflow_id=run.record.workflow_id,
+            timestamp=self.clock(),
+            step_path=path,
+            step_id=getattr(step, "id", None),
+            step_type=getattr(step, "type", None),
+            data=data,
+        )
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:  # a subscriber never breaks the run
+                logger.exception("event subscriber %r raised on %s", handler, event_type)
+
+    # ------------------------------------------------------------------ public API
+
+    async def run(
+        self,
+        workflow: WorkflowDefinition,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+    ) -> RunResult:
+        """Start an execution and drive it until it completes, halts or fails.
+
+        Raises :class:`InputValidationError` for input that does not match ``inputs`` (no
+        execution is created); step failures are returned as ``status == "failed"``.
+        """
+        run = await self._create(workflow, input, execution_id=execution_id)
+        self.emit("workflow.started", run, input=run.record.input)
+        return await self._drive(run)
+
+    async def start(
+        self,
+        workflow: WorkflowDefinition,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+    ) -> str:
+        """Create a ``pending`` execution without running it (a worker or :meth:`continue_`
+        runs it). Returns its id."""
+        record = self._new_record(workflow, input, execution_id, status=Status.PENDING)
+        digest, text, children = bundle(workflow, self.workflows)
+        record.definition_hash = digest
+        self._definitions[digest] = (workflow, children)
+        await self.store.create(record, text)
+        return record.id
+
+    async def continue_(self, execution_id: str) -> RunResult:
+        """Run a ``pending`` execution (created by :meth:`start`)."""
+        record = await self._load(execution_id)
+        if record.status != Status.PENDING:
+            raise InvalidTransition(
+                f"execution {execution_id} is {record.status}; only pending executions can be "
+                "started",
+                execution_id=execution_id,
+            )
+        run = await self._claim(record)
+        self.emit("workflow.started", run, input=run.record.input)
+        return await self._drive(run)
+
+    async def resume(
+        self,
+        execution_id: str,
+        *,
+        approved: bool | None = None,
+        response: Any = None,
+        by: str | None = None,
+    ) -> RunResult:
+        """Resume a halted execution with a person's answer."""
+        record = await self._load(execution_id)
+        if record.parent_id is not None:
+            raise InvalidTransition(
+                f"execution {execution_id} is a sub-workflow of {record.parent_id}; resume "
+                f"{record.parent_id} instead",
+                execution_id=execution_id,
+            )
+        if record.status != Status.HALTED:
+            hint = {
+                Status.COMPLETED: "it has finished",
+                Status.FAILED: "it has failed",
+                Status.CANCELLED: "it was cancelled",
+                Status.RUNNING: "it is running now",
+                Status.PENDING: "it has not started yet",
+            }.get(record.status, "")
+            raise InvalidTransition(
+                f"execution {execution_id} is {record.status} ({hint}); only halted executions "
+                "can be resumed",
+                execution_id=execution_id,
+                status=str(record.status),
+            )
+        response = to_json_safe(response, "the resume response") if response is not None else None
+        run = await self._claim(record)
+        return await self._resume_run(run, ResumeInput(approved=approved, response=response, by=by))
+
+    async def recover(self, execution_id: str | None = None) -> list[RunResult]:
+        """Continue executions whose owner is gone, fire expired approval timeouts and workflow
+        deadlines. With an id, only that execution (it must need recovery)."""
+        now = self.clock()
+        if execution_id is not None:
+            records = [await self._load(execution_id)]
+        else:
+            summaries = await self.store.find(status=Status.RUNNING, limit=1000)
+            summaries += await self.store.find_due(now=now, limit=1000)
+            seen: set[str] = set()
+            records = []
+            for summary in summaries:
+                if summary.id in seen or summary.parent_id is not None:
+                    continue
+                seen.add(summary.id)
+                loaded = await self.store.load(summary.id)
+                if loaded is not None:
+                    records.append(loaded)
+        results: list[RunResult] = []
+        for record in records:
+            result = await self._recover_one(record, now, explicit=execution_id is not None)
+            if result is not None:
+                results.append(result)
+        return results
+
+    async def get(self, execution_id: str) -> ExecutionRecord:
+        """The stored execution (raises :class:`ExecutionNotFound`)."""
+        return await self._load(execution_id)
+
+    async def entries(self, execution_id: str) -> list[AuditEntry]:
+        await self._load(execution_id)
+        return await self.store.entries(execution_id)
+
+    async def cancel(self, execution_id: str) -> RunResult:
+        """Cancel a pending or halted execution now; a running one stops at its next step."""
+        record = await self._load(execution_id)
+        if record.status in TERMINAL_STATUSES:
+            raise InvalidTransition(
+                f"execution {execution_id} is already {record.status}", execution_id=execution_id
+            )
+        if record.status == Status.RUNNING:
+            await self.store.request_cancel(execution_id)
+            active = self._active.get(execution_id)
+            if active is not None:
+                active.record.cancel_requested = True
+            return RunResult.from_record(await self._load(execution_id))
+        now = self.clock()
+        entry = AuditEntry(execution_id, "", "", "", "cancelled", now, now)
+        ok = await self.store.set_status(
+            execution_id,
+            expected_version=record.version,
+            status=Status.CANCELLED,
+            error={"type": "Cancelled", "message": "cancelled by request"},
+            entry=entry,
+        )
+        if not ok:
+            raise InvalidTransition(f"execution {execution_id} changed meanwhile; try again")
+        return RunResult.from_record(await self._load(execution_id))
+
+    async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        await self.store.close()
+
+    # sync wrappers -------------------------------------------------------------
+
+    def run_sync(
+        self, workflow: WorkflowDefinition, input: Mapping[str, Any] | None = None, **kw: Any
+    ) -> RunResult:
+        """:meth:`run` for synchronous callers (not from inside an event loop)."""
+        return _sync(self.run(workflow, input, **kw), "run")
+
+    def resume_sync(self, execution_id: str, **kw: Any) -> RunResult:
+        return _sync(self.resume(execution_id, **kw), "resume")
+
+    def recover_sync(self, execution_id: str | None = None) -> list[RunResult]:
+        return _sync(self.recover(execution_id), "recover")
+
+    # ------------------------------------------------------------------ internals
+
+    def _new_record(
+        self,
+        workflow: WorkflowDefinition,
+        input: Mapping[str, Any] | None,
+        execution_id: str | None,
+        *,
+        status: Status,
+        parent: Run | None = None,
+        parent_step: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionRecord:
+        values = validate_input(workflow, input)
+        now = self.clock()
+        limit = timeout if timeout is not None else workflow.timeout
+        running = status == Status.RUNNING
+        return ExecutionRecord(
+            id=execution_id or new_execution_id(),
+            workflow_id=workflow.id,
+            definition_hash=workflow.hash,
+            status=status,
+            input=values,
+            parent_id=parent.id if parent else None,
+            parent_step=parent_step,
+            owner=self.owner if running else None,
+            lease_expires_at=now + self.lease_seconds if running else None,
+            deadline=now + limit if limit is not None else None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def _create(
+        self,
+        workflow: WorkflowDefinition,
+        input: Mapping[str, Any] | None,
+        *,
+        execution_id: str | None,
+        parent: Run | None = None,
+        parent_step: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (a stored deadline)
+    ) -> Run:
+        record = self._new_record(
+            workflow, input, execution_id, status=Status.RUNNING, parent=parent,
+            parent_step=parent_step, timeout=timeout,
+        )  # fmt: skip
+        catalog = parent.catalog if parent is not None else self.workflows
+        digest, text, children = bundle(workflow, catalog)
+        record.definition_hash = digest
+        self._definitions[digest] = (workflow, children)
+        stored = await self.store.create(record, text)
+        return Run(self, stored, workflow, self.owner, catalog=children)
+
+    async def _load(self, execution_id: str) -> ExecutionRecord:
+        record = await self.store.load(execution_id)
+        if record is None:
+            raise ExecutionNotFound(
+                f"no execution '{execution_id}' in store {self.store.url}; check the id and the "
+                "--store option (dwf list shows executions)",
+                execution_id=execution_id,
+            )
+        return record
+
+    async def _definition(
+        self, record: ExecutionRecord
+    ) -> tuple[WorkflowDefinition, dict[str, WorkflowDefinition]]:
+        cached = self._definitions.get(record.definition_hash)
+        if cached is not None:
+            return cached
+        text = await self.store.load_definition(record.definition_hash)
+        if text is None:
+            raise StoreError(
+                f"the definition {record.definition_hash} of execution {record.id} is missing "
+                "from the store",
+                execution_id=record.id,
+            )
+        from dwf.dsl import parse_workflow
+
+        try:
+            doc = json.loads(text)
+            children: dict[str, WorkflowDefinition] = {}
+            if isinstance(doc, dict) and doc.get("dwf_bundle") == 1:
+                for wid, raw in doc["workflows"].items():
+                    children[wid] = parse_workflow(raw, registry=self.registry)
+                doc = doc["main"]
+            definition = parse_workflow(doc, registry=self.registry)
+        except DefinitionError as exc:
+            raise ConfigurationError(
+                f"the pinned definition of execution {record.id} (workflow "
+                f"'{record.workflow_id}') cannot be loaded with the installed step types: {exc}"
+            ) from exc
+        self._definitions[record.definition_hash] = (definition, children)
+        return definition, children
+
+    async def _claim(self, record: ExecutionRecord) -> Run:
+        definition, children = await self._definition(record)
+        claimed = await self.store.claim(
+            record.id,
+            owner=self.owner,
+            lease_expires_at=self.clock() + self.lease_seconds,
+            expected_version=record.version,
+        )
+        if claimed is None:
+            raise InvalidTransition(
+                f"execution {record.id} was changed by another process (resumed or recovered "
+                "concurrently); run `dwf show` to see its state",
+                execution_id=record.id,
+            )
+        return Run(self, claimed, definition, self.owner, catalog=children)
+
+    async def _resume_run(self, run: Run, resume: ResumeInput) -> RunResult:
+        halt = run.record.halt or {}
+        run.resume = resume
+        run.resume_path = halt.get("path")
+        now = self.clock()
+        kind = "timed_out" if resume.timed_out else "resumed"
+        run.pending_entries.append(
+            AuditEntry(
+                run.id, halt.get("path", ""), halt.get("step", ""), "", kind, now, now,
+                output={"approved": resume.approved, "response": resume.response, "by": resume.by},
+            )
+        )  # fmt: skip
+        self.emit("workflow.resumed", run, approved=resume.approved, response=resume.response)
+        return await self._drive(run)
+
+    async def _recover_one(
+        self, record: ExecutionRecord, now: float, *, explicit: bool
+    ) -> RunResult | None:
+        if record.parent_id is not None:
+            if explicit:
+                raise InvalidTransition(
+                    f"execution {record.id} is a sub-workflow; recover its parent "
+                    f"{record.parent_id} instead"
+                )
+            return None
+        status = record.status
+        try:
+            if status == Status.RUNNING:
+                expired = record.lease_expires_at is not None and record.lease_expires_at <= now
+                if not (expired or _owner_is_dead(record.owner)):
+                    if explicit:
+                        raise InvalidTransition(
+                            f"execution {record.id} is running in a live process ({record.owner}); "
+                            "it can be recovered when that process is gone or its lease expires"
+                        )
+                    return None
+                run = await self._claim(record)
+                run.pending_entries.append(AuditEntry(run.id, "", "", "", "recovered", now, now))
+                self.emit("workflow.recovered", run, previous_owner=record.owner)
+                return await self._drive(run)
+            if status == Status.HALTED:
+                if record.deadline is not None and record.deadline <= now:
+                    run = await self._claim(record)
+                    return await self._drive(run)  # fails at once with WorkflowTimeout
+                if record.wake_at is not None and record.wake_at <= now:
+                    run = await self._claim(record)
+                    marker = _earliest_timer(run.record.state) or record.halt or {}
+                    run.record.halt = marker
+                    return await self._resume_run(run, ResumeInput(timed_out=True))
+            if explicit:
+                raise InvalidTransition(f"execution {record.id} is {status}; nothing to recover")
+        except InvalidTransition:
+            if explicit:
+                raise
+            return None  # someone else recovered it first
+        return None
+
+    async def _drive(self, run: Run) -> RunResult:
+        """Run the root frame and record the final status."""
+        self._active[run.id] = run
+        self._ensure_renewer()
+        record = run.record
+        if run.history is None and "$history" in run.definition.canonical_json():
+            run.history = [
+                {"step": e.step_path, "type": e.step_type, "action": e.action}
+                for e in await self.store.entries(run.id)
+            ]
+        steps = run.definition.steps
+        frame = Frame("", "", {s.id: s for s in steps}, steps[0].id if steps else None, run.root)
+        try:
+            try:
+                run.check_deadline()
+                result = await run_frame(run, frame)
+            except StepFailure as failure:
+                return await self._finish_failed(run, failure.error)
+            except WorkflowTimeout as exc:
+                error = exc.to_dict()
+                return await self._finish_failed(run, error)
+            except Cancelled:
+                error = {"type": "Cancelled", "message": "cancelled by request"}
+                await run.commit("", status=Status.CANCELLED, error=error, set_error=True)
+                self.emit("workflow.cancelled", run)
+                return RunResult.from_record(await self._load(run.id))
+            if result.halt is not None:
+                halt = _halt_record(result.halt)
+                expiry = _earliest_expiry(run.record.state)
+                await run.commit(
+                    halt["path"], status=Status.HALTED, halt=halt, set_halt=True,
+                    wake_at=expiry, set_wake_at=True,
+                )  # fmt: skip
+                record.halt = halt
+                self.emit("workflow.halted", run, halt=halt["data"], prompt=halt.get("prompt"))
+                return RunResult(run.id, "halted", halt=halt, workflow_id=record.workflow_id)
+            output = run.record.variables.get("result")
+            await run.commit(
+                "", status=Status.COMPLETED, output=output, set_output=True, halt=None,
+                set_halt=True, wake_at=None, set_wake_at=True,
+            )  # fmt: skip
+            self.emit("workflow.completed", run, output=output)
+            return RunResult(run.id, "completed", output=output, workflow_id=record.workflow_id)
+        except LeaseLost:
+            logger.warning("lost the lease of execution %s; another process owns it now", run.id)
+            current = await self.store.load(run.id)
+            return RunResult.from_record(current) if current else RunResult(run.id, "running")
+        finally:
+            self._active.pop(run.id, None)
+            if not self._active and self._renewer is not None:
+                self._renewer.cancel()
+                self._renewer = None
+
+    async def _finish_failed(self, run: Run, error: dict[str, Any]) -> RunResult:
+        await run.commit(
+            error.get("path", ""), status=Status.FAILED, error=error, set_error=True,
+            halt=None, set_halt=True, wake_at=None, set_wake_at=True,
+        )  # fmt: skip
+        self.emit("workflow.failed", run, error=error)
+        return RunResult(run.id, "failed", error=error, workflow_id=run.record.workflow_id)
+
+    async def _run_child(
+        self, ctx: StepCtx, workflow_id: str, payload: dict[str, Any]
+    ) -> SubWorkflowResult:
+        run = ctx.run
+        key = f"{ctx.step_path}|child"
+        child_id = run.state.get(key)
+        record = await self.store.load(child_id) if child_id else None
+        if record is None:
+            definition = run.catalog.get(workflow_id)
+            if definition is None:
+                known = ", ".join(sorted(run.catalog)) or "none"
+                raise ConfigurationError(
+                    f"sub-workflow '{workflow_id}' is not known"
+                    f"{did_you_mean(workflow_id, run.catalog)}; "
+                    f"known workflows: {known}. Put its file next to the main workflow or pass "
+                    "--workflows PATH"
+                )
+            child_id = uuid.uuid5(uuid.NAMESPACE_URL, f"dwf:{run.id}/{ctx.step_path}").hex
+            try:
+                child = await self._create(
+                    definition, payload, execution_id=child_id, parent=run,
+                    parent_step=ctx.step_path, timeout=getattr(ctx.step.config, "timeout", None),
+                )  # fmt: skip
+            except InvalidTransition:
+                existing = await self.store.load(child_id)
+                assert existing is not None
+                record = existing
+            else:
+                run.set_state(key, child_id)
+                await run.commit(ctx.step_path)
+                self.emit("workflow.started", child, input=child.record.input, parent_id=run.id)
+                return _child_result(await self._drive(child))
+        run.set_state(key, record.id)
+        if record.status == Status.HALTED:
+            if ctx.resume is None:
+                return _child_result(RunResult.from_record(record))
+            child = await self._claim(record)
+            return _child_result(await self._resume_run(child, ctx.resume))
+        if record.status == Status.RUNNING:
+            child = await self._claim(record)
+            return _child_result(await self._drive(child))
+        if record.status == Status.PENDING:
+            child = await self._claim(record)
+            return _child_result(await self._drive(child))
+        return _child_result(RunResult.from_record(record))
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.ensure_future(self._renew_leases())
+
+    async def _renew_leases(self) -> None:
+        interval = max(self.lease_seconds / 3.0, 0.05)
+        while self._active:
+            await asyncio.sleep(interval)
+            for run in list(self._active.values()):
+                try:
+                    ok = await self.store.renew(
+                        run.id, owner=self.owner, lease_expires_at=self.clock() + self.lease_seconds
+                    )
+                except DwfError:
+                    logger.warning("could not renew the lease of %s", run.id, exc_info=True)
+                    continue
+                if not ok:
+                    logger.warning("execution %s is no longer owned by this process", run.id)
+
+
+def _subworkflow_ids(workflow: WorkflowDefinition) -> set[str]:
+    found = (getattr(step.config, "workflow_id", None) for step in workflow.all_steps())
+    return {wid for wid in found if isinstance(wid, str)}
+
+
+def bundle(
+    workflow: WorkflowDefinition, catalog: Mapping[str, WorkflowDefinition]
+) -> tuple[str, str, dict[str, WorkflowDefinition]]:
+    """The pinned form of a workflow: its hash, the text the store keeps, and the sub-workflows
+    it can start (transitively), so a resumed parent starts the children it started with."""
+    needed: dict[str, WorkflowDefinition] = {}
+    todo = sorted(_subworkflow_ids(workflow))
+    while todo:
+        wid = todo.pop()
+        if wid in needed or wid not in catalog:
+            continue
+        needed[wid] = catalog[wid]
+        todo.extend(sorted(_subworkflow_ids(catalog[wid])))
+    if not needed:
+        return workflow.hash, workflow.canonical_json(), needed
+    doc = {
+        "dwf_bundle": 1,
+        "main": workflow.raw,
+        "workflows": {k: v.raw for k, v in needed.items()},
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest(), text, needed
+
+
+def _halt_record(halt: Halt) -> dict[str, Any]:
+    path = halt.path if isinstance(halt, PropagatedHalt) else ""
+    return {
+        "path": path,
+        "step": path.rsplit("/", 1)[-1].split("[", 1)[0] if path else None,
+        "prompt": halt.prompt,
+        "data": halt.data,
+        "expires_at": halt.expires_at,
+    }
+
+
+def _earliest_expiry(state: Mapping[str, Any]) -> float | None:
+    marker = _earliest_timer(state)
+    return marker["expires_at"] if marker else None
+
+
+def _earliest_timer(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    best: dict[str, Any] | None = None
+    for key, value in state.items():
+        if not (key.endswith("|halt") and isinstance(value, dict) and value.get("expires_at")):
+            continue
+        if best is None or value["expires_at"] < best["expires_at"]:
+            best = value
+    return best
+
+
+def _child_result(result: RunResult) -> SubWorkflowResult:
+    halt = None
+    if result.halt is not None:
+        halt = Halt(
+            data=result.halt.get("data") or {},
+            prompt=result.halt.get("prompt"),
+            reenter=True,
+            expires_at=result.halt.get("expires_at"),
+        )
+    return SubWorkflowResult(
+        execution_id=result.execution_id,
+        status=result.status,
+        output=result.output,
+        halt=halt,
+        error=result.error,
+    )
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "any": lambda v: True,
+}
+
+
+def validate_input(workflow: WorkflowDefinition, input: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Apply defaults, then check required inputs and types. Raises
+    :class:`InputValidationError` listing every problem."""
+    from dwf.expr import type_name
+
+    if input is not None and not isinstance(input, Mapping):
+        raise InputValidationError(
+            f"the input of workflow '{workflow.id}' must be a JSON object, got {type_name(input)}"
+        )
+    values = dict(to_json_safe(dict(input or {}), "the run input"))
+    problems: list[str] = []
+    for name, spec in workflow.inputs.items():
+        if values.get(name) is None and spec.default is not None:
+            values[name] = spec.default
+        value = values.get(name)
+        if value is None:
+            if spec.required:
+                problems.append(f"missing required input '{name}'")
+            continue
+        if not _TYPE_CHECKS[spec.type](value):
+            problems.append(
+                f"input '{name}' must be {spec.type}, "
+                f"got {type_name(value)} {json.dumps(value)[:60]}"
+            )
+    if workflow.inputs:
+        for name in values:
+            if name not in workflow.inputs:
+                problems.append(
+                    f"unknown input '{name}'{did_you_mean(name, workflow.inputs)}; declared "
+                    f"inputs: {', '.join(workflow.inputs)}"
+                )
+    if problems:
+        raise InputValidationError(
+            f"invalid input for workflow '{workflow.id}': " + "; ".join(problems),
+            workflow_id=workflow.id,
+        )
+    return values
+
+
+def _sync(coro: Coroutine[Any, Any, T], name: str) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise ConfigurationError(
+        f"{name}_sync() cannot be called from a running event loop; use `await engine.{name}(...)`"
+    )

@@ -1,0 +1,43 @@
+"""``assign``: set variables, in order; later values may reference earlier ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import field_validator
+
+from dwf.dsl.model import StepDef
+from dwf.extensions import Continue, Outcome, StepConfig, StepType
+from dwf.runtime import StepContext
+
+
+class AssignConfig(StepConfig):
+    set: dict[str, Any] = {}
+
+    @field_validator("set")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not name.isidentifier():
+                raise ValueError(
+                    f"variable name '{name}' must be an identifier (letters, digits, '_')"
+                )
+            if name == "input":
+                raise ValueError("'input' is reserved for the run input and cannot be assigned")
+        return value
+
+
+class AssignStep(StepType[AssignConfig]):
+    name = "assign"
+    config_model = AssignConfig
+    description = "Set variables."
+
+    async def execute(self, step: StepDef, ctx: StepContext) -> Outcome:
+        config: AssignConfig = step.config  # type: ignore[assignment]
+        for name, raw in config.set.items():
+            ctx.set(name, ctx.resolve(raw))
+        return Continue()
+
+    def outputs(self, step: StepDef) -> list[str]:
+        config: AssignConfig = step.config  # type: ignore[assignment]
+        return list(config.set)

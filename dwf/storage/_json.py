@@ -1,0 +1,161 @@
+"""Checking, copying and encoding the JSON values that stores keep.
+
+Every backend accepts exactly the same values: dict (with str keys), list, str, int, float
+(finite), bool and None. Tuples become lists and subclasses of the basic types (a ``StrEnum``
+member, an ``OrderedDict``) become the basic type, as ``json.dumps`` would do. Anything else is a
+:class:`dwf.errors.StoreError` that names the key and the path inside the value, raised before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dwf.errors import StoreError
+
+__all__ = ["clone", "copy_value", "decode", "encode", "encode_nullable", "require_name"]
+
+_ALLOWED = "dict (with str keys), list, str, int, float (finite), bool and None"
+
+
+class _NotJSON(Exception):
+    """Raised by :func:`_copy` on the first value that is not JSON; located afterwards."""
+
+
+def _copy(value: Any) -> Any:
+    # Exact-type checks first: this runs on every stored value of the in-memory engine.
+    cls = value.__class__
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if cls is dict:
+        out = {}
+        for key, item in value.items():
+            if key.__class__ is not str:
+                raise _NotJSON
+            out[key] = _copy(item)
+        return out
+    if cls is list or cls is tuple:
+        return [_copy(item) for item in value]
+    if cls is float:
+        if value - value != 0.0:  # NaN or infinity
+            raise _NotJSON
+        return value
+    return _copy_subclass(value)
+
+
+def _copy_subclass(value: Any) -> Any:
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return _copy(float.__float__(value))
+    if isinstance(value, dict):
+        return _copy(dict(value))
+    if isinstance(value, list | tuple):
+        return [_copy(item) for item in value]
+    raise _NotJSON
+
+
+def _locate(value: Any, path: str) -> tuple[str, str] | None:
+    """Where the first non-JSON part of ``value`` is, and what it is."""
+    if value is None or isinstance(value, str | int):
+        return None
+    if isinstance(value, float):
+        return None if value - value == 0.0 else (path, f"the float {value!r}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, f"the non-string key {key!r}"
+            found = _locate(item, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _locate(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return path, f"a {type(value).__name__}"
+
+
+def _not_json(value: Any, what: str, key: str | None) -> StoreError:
+    found = _locate(value, key or "value")
+    where, detail = found if found else (key or "value", "a value nested too deeply")
+    return StoreError(
+        f"{what} is not JSON-compatible: {detail} at {where}. dwf stores only {_ALLOWED}; "
+        "convert the value before storing it (for example a datetime to an ISO string).",
+        key=key,
+        path=where,
+    )
+
+
+def copy_value(value: Any, what: str, key: str | None = None) -> Any:
+    """Check that ``value`` is JSON-compatible and return a deep copy made of basic types.
+
+    Args:
+        value: The value to store.
+        what: How an error message names the value, e.g. ``"variable 'order'"``.
+        key: The variable, state key or field name, kept on the error as ``key``.
+
+    Raises:
+        StoreError: The value, or something inside it, is not JSON-compatible.
+    """
+    try:
+        return _copy(value)
+    except (_NotJSON, RecursionError):
+        raise _not_json(value, what, key) from None
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a value that :func:`copy_value` already produced (no checks)."""
+    cls = value.__class__
+    if cls is dict:
+        return {key: clone(item) for key, item in value.items()}
+    if cls is list:
+        return [clone(item) for item in value]
+    return value
+
+
+def encode(value: Any, what: str, key: str | None = None) -> str:
+    """Compact JSON text for ``value`` (checked like :func:`copy_value`).
+
+    Raises:
+        StoreError: The value is not JSON-compatible.
+    """
+    plain = copy_value(value, what, key)
+    try:
+        text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (ValueError, RecursionError) as exc:  # e.g. an int beyond the digit limit
+        raise StoreError(f"{what} cannot be stored as JSON: {exc}", key=key) from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: escape them so they round-trip
+            text = json.dumps(plain, separators=(",", ":"), allow_nan=False)
+    return text
+
+
+def encode_nullable(value: Any, what: str, key: str | None = None) -> str | None:
+    """Like :func:`encode`, but ``None`` stays ``None`` (SQL NULL)."""
+    return None if value is None else encode(value, what, key)
+
+
+def decode(text: str | None) -> Any:
+    """The value of JSON text written by :func:`encode`; ``None`` for SQL NULL."""
+    return None if text is None else json.loads(text)
+
+
+def require_name(name: Any, what: str) -> str:
+    """Check that a variable name or state key is a string.
+
+    Raises:
+        StoreError: ``name`` is not a ``str``.
+    """
+    if not isinstance(name, str):
+        raise StoreError(f"{what} names must be strings, got {name!r}", key=repr(name))
+    return str.__str__(name)

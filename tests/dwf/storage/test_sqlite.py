@@ -1,0 +1,354 @@
+"""The SQLite store: the contract, plus files, processes, locks, schema versions and URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from contract import StoreContract, make_entry, make_record, running, step
+
+import dwf.storage
+from dwf.errors import ConfigurationError, StoreError
+from dwf.storage import MemoryStore, SQLiteStore, Store, default_store_url, open_store
+from dwf.storage.base import Status
+from dwf.storage.sqlite import sqlite_url
+
+REPO_ROOT = Path(dwf.storage.__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "dwf.db"
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture
+    async def store(self, db_path: Path) -> AsyncIterator[Store]:
+        store = SQLiteStore(db_path)
+        yield store
+        await store.close()
+
+
+def run_sql(path: Path, script: str) -> list[tuple[object, ...]]:
+    """Run SQL on a separate connection, as another program would."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if script.lstrip().upper().startswith("SELECT"):
+            return list(conn.execute(script))
+        conn.executescript(script)
+        return []
+    finally:
+        conn.close()
+
+
+async def test_everything_survives_reopening_the_file(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await running(store, variables={"a": [1, 2.0]}, state={"k": "v"})
+    await store.checkpoint(step(entries=[make_entry()], output={"x": 1}, set_output=True))
+    before, entries = await store.load("ex-1"), await store.entries("ex-1")
+    await store.close()
+
+    reopened = SQLiteStore(db_path)
+    assert await reopened.load("ex-1") == before
+    assert await reopened.entries("ex-1") == entries
+    assert await reopened.load_definition("hash-1") == "definition text"
+    await reopened.close()
+    assert run_sql(db_path, "SELECT * FROM pragma_journal_mode") == [("wal",)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,)]
+
+
+async def test_two_stores_on_one_file_race_claims_with_one_winner(db_path: Path) -> None:
+    first, second = SQLiteStore(db_path), SQLiteStore(db_path)
+    for n in range(5):
+        created = await first.create(make_record(f"ex-{n}"), "d")
+        results = await asyncio.gather(
+            first.claim(f"ex-{n}", owner="first", lease_expires_at=9.0, expected_version=1),
+            second.claim(f"ex-{n}", owner="second", lease_expires_at=9.0, expected_version=1),
+        )
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        assert winners[0].version == created.version + 1
+        assert await second.load(f"ex-{n}") == winners[0]
+    await first.close()
+    await second.close()
+
+
+async def test_two_stores_opening_a_new_file_at_once_both_migrate_it(db_path: Path) -> None:
+    stores = [SQLiteStore(db_path) for _ in range(4)]
+    assert await asyncio.gather(*(s.load("nope") for s in stores)) == [None] * 4
+    for store in stores:
+        await store.close()
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,)]
+
+
+_CHILD = """
+import asyncio, sys
+from dwf.storage.base import Checkpoint, Status
+from dwf.storage.sqlite import SQLiteStore
+
+async def main(path):
+    store = SQLiteStore(path)
+    record = await store.load("ex-1")
+    await store.claim("ex-1", owner="child", lease_expires_at=9e9, expected_version=record.version)
+    await store.checkpoint(Checkpoint(
+        execution_id="ex-1", owner="child", status=Status.COMPLETED, position=["end"],
+        set_variables={"from_child": True}, output="done", set_output=True,
+    ))
+    await store.close()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+async def test_a_checkpoint_written_by_another_process_is_visible(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.create(make_record(variables={"a": 1}), "d")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(db_path),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(child.communicate(), timeout=60)
+    assert child.returncode == 0, stderr.decode()
+    loaded = await store.load("ex-1")
+    assert loaded is not None
+    assert (loaded.status, loaded.output, loaded.variables, loaded.version) == (
+        Status.COMPLETED,
+        "done",
+        {"a": 1, "from_child": True},
+        3,
+    )
+    await store.close()
+
+
+async def test_a_checkpoint_after_1000_variables_writes_only_the_changed_rows(
+    db_path: Path,
+) -> None:
+    store = SQLiteStore(db_path)
+    many = {f"v{i}": {"i": i} for i in range(1000)}
+    await running(store, variables=many, state={f"s{i}": i for i in range(1000)})
+    triggers = "".join(
+        f"CREATE TRIGGER count_{table}_{op} AFTER {op} ON {table}"
+        f" BEGIN INSERT INTO writes VALUES ('{table}', '{op}'); END;"
+        for table in ("variables", "state")
+        for op in ("INSERT", "UPDATE", "DELETE")
+    )
+    run_sql(db_path, f"CREATE TABLE writes (tbl TEXT, op TEXT); {triggers}")
+    await store.checkpoint(
+        step(
+            set_variables={"v1": "changed", "new": 1}, delete_variables=["v2"], set_state={"s1": 0}
+        )
+    )
+    assert run_sql(
+        db_path, "SELECT tbl, op, COUNT(*) FROM writes GROUP BY tbl, op ORDER BY 1, 2"
+    ) == [
+        ("state", "UPDATE", 1),
+        ("variables", "DELETE", 1),
+        ("variables", "INSERT", 1),
+        ("variables", "UPDATE", 1),
+    ]
+    loaded = await store.load("ex-1")
+    assert loaded is not None
+    assert len(loaded.variables) == 1000
+    await store.close()
+
+
+async def test_a_write_that_fails_midway_rolls_back_completely(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    claimed = await running(store, variables={"a": 1})
+    run_sql(
+        db_path,
+        "CREATE TRIGGER refuse BEFORE INSERT ON entries"
+        " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
+    )
+    with pytest.raises(StoreError, match="disk on fire"):
+        await store.checkpoint(step(set_variables={"a": 2, "b": 3}, entries=[make_entry()]))
+    assert await store.load("ex-1") == claimed
+    await store.close()
+
+
+async def test_a_locked_database_raises_store_error_and_loses_nothing(db_path: Path) -> None:
+    store = open_store(f"sqlite:///{db_path}?busy_timeout=20ms")
+    claimed = await running(store, variables={"a": 1})
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="is locked") as caught:
+            await store.checkpoint(step(set_variables={"a": 2}))
+        assert str(db_path) in str(caught.value)
+        assert "busy_timeout" in str(caught.value)
+        assert await store.load("ex-1") == claimed  # reads still work while it is locked
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await store.checkpoint(step(set_variables={"a": 2})) == claimed.version + 1
+    await store.close()
+
+
+@pytest.fixture
+def text_file(db_path: Path) -> Path:
+    db_path.write_bytes(b"this is a text file, not a database\n" * 200)
+    return db_path
+
+
+async def test_a_file_that_is_not_sqlite_is_reported_with_what_to_do(text_file: Path) -> None:
+    store = SQLiteStore(text_file)
+    with pytest.raises(StoreError, match="is not a dwf SQLite store or is corrupt") as caught:
+        await store.load("ex-1")
+    assert str(text_file) in str(caught.value)
+    assert "Move it aside or choose another --store" in str(caught.value)
+    await store.close()
+
+
+async def test_another_programs_database_is_not_taken_over(db_path: Path) -> None:
+    run_sql(db_path, "CREATE TABLE customers (id INTEGER)")
+    store = SQLiteStore(db_path)
+    with pytest.raises(StoreError, match=r"not a dwf SQLite store.*customers"):
+        await store.create(make_record(), "d")
+    await store.close()
+    assert run_sql(db_path, "SELECT name FROM sqlite_master WHERE type = 'table'") == [
+        ("customers",)
+    ]
+
+
+async def test_a_store_from_a_newer_dwf_asks_for_an_upgrade(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.create(make_record(), "d")
+    await store.close()
+    run_sql(db_path, "INSERT INTO schema_version VALUES (99, 0)")
+    newer = SQLiteStore(db_path)
+    with pytest.raises(StoreError, match=r"newer dwf \(schema version 99.*Upgrade dwf"):
+        await newer.load("ex-1")
+    await newer.close()
+
+
+async def test_a_directory_that_cannot_be_created_raises_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    store = SQLiteStore(tmp_path / "file" / "sub" / "dwf.db")
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        await store.load("ex-1")
+    await store.close()
+
+
+async def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a" / "b" / "dwf.db")
+    await store.create(make_record(), "d")
+    await store.close()
+    assert (tmp_path / "a" / "b" / "dwf.db").is_file()
+
+
+# -- URLs ------------------------------------------------------------------------------------
+
+
+def test_sqlite_urls_follow_sqlalchemy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def path_of(url: str) -> str:
+        store = open_store(url)
+        assert isinstance(store, SQLiteStore)
+        return os.path.realpath(store.path)
+
+    here = os.path.realpath(tmp_path)
+    assert path_of("sqlite:///rel/x.db") == os.path.join(here, "rel", "x.db")
+    assert path_of(f"sqlite:///{tmp_path}/abs.db") == os.path.join(here, "abs.db")
+    assert path_of("plain.db") == os.path.join(here, "plain.db")
+    assert path_of(f"{tmp_path}/other.sqlite3") == os.path.join(here, "other.sqlite3")
+    assert path_of("sqlite:///with%20space.db") == os.path.join(here, "with space.db")
+
+
+def test_sqlite_url_options_are_parsed_and_kept_in_the_url(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/x.db?synchronous=NORMAL&busy_timeout=250ms")
+    assert isinstance(store, SQLiteStore)
+    assert (store.synchronous, store.busy_timeout) == ("normal", 0.25)
+    again = open_store(store.url)
+    assert isinstance(again, SQLiteStore)
+    assert (again.path, again.synchronous, again.busy_timeout) == (store.path, "normal", 0.25)
+    default = SQLiteStore(tmp_path / "y.db")
+    assert (default.synchronous, default.busy_timeout) == ("full", 10.0)
+    assert default.url == f"sqlite:///{tmp_path}/y.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///x.db?cache=shared", "unknown SQLite store option 'cache'.*synchronous"),
+        ("sqlite:///x.db?synchronous=fast", "synchronous must be one of full"),
+        ("sqlite:///x.db?busy_timeout=soon", "busy_timeout .* must be a number of seconds"),
+        ("sqlite://x.db", "three slashes"),
+        ("sqlite:///", "has no file path"),
+        ("mysql://root:hunter2@db/prod", r"unknown store URL 'mysql://root:\*\*\*@db/prod'"),
+        ("dwf.txt", "Known: memory://, sqlite:///"),
+    ],
+)
+def test_bad_store_urls_raise_configuration_error(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        open_store(url)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [
+        ("postgresql://u@localhost/dwf", "dwf.storage.postgres", "postgres"),
+        ("postgres://u@localhost/dwf", "dwf.storage.postgres", "postgres"),
+        ("redis://localhost:6379/0", "dwf.storage.redis", "redis"),
+    ],
+)
+def test_server_stores_without_their_extra_say_what_to_install(
+    url: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+    with pytest.raises(ConfigurationError, match=rf'pip install "dwf\[{extra}\]"'):
+        open_store(url)
+
+
+def test_no_url_means_dwf_store_then_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DWF_STORE", "memory://")
+    assert isinstance(open_store(), MemoryStore)
+    monkeypatch.delenv("DWF_STORE")
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    store = open_store()
+    assert isinstance(store, SQLiteStore)
+    assert store.path == str(tmp_path / "data" / "dwf" / "dwf.db")
+
+
+async def test_the_default_store_creates_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    store = open_store(default_store_url())
+    await store.create(make_record(), "d")
+    await store.close()
+    assert (tmp_path / "data" / "dwf" / "dwf.db").is_file()
+
+
+def test_default_store_url_uses_each_platforms_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/is/ignored")
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert default_store_url() == sqlite_url(f"{tmp_path}/.local/share/dwf/dwf.db")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert default_store_url() == sqlite_url(f"{tmp_path}/Library/Application Support/dwf/dwf.db")
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
+    assert default_store_url() == sqlite_url(f"{tmp_path}/Local/dwf/dwf.db")
