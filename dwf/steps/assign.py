@@ -34,9 +34,12 @@ class AssignStep(StepType[AssignConfig]):
 
     async def execute(self, step: StepDef, ctx: StepContext) -> Outcome:
         config: AssignConfig = step.config  # type: ignore[assignment]
+        assigned = {}
         for name, raw in config.set.items():
-            ctx.set(name, ctx.resolve(raw))
-        return Continue()
+            assigned[name] = ctx.resolve(raw)
+            ctx.set(name, assigned[name])
+        # The output (audit entry, loop iteration result) is what was assigned.
+        return Continue(output=assigned)
 
     def outputs(self, step: StepDef) -> list[str]:
         config: AssignConfig = step.config  # type: ignore[assignment]

@@ -83,8 +83,8 @@ class SQLiteStore:
         Raises:
             ConfigurationError: The URL is malformed or has an unknown or bad option.
         """
-        if url.startswith("sqlite:"):
-            if not url.startswith("sqlite:///"):
+        if url[:7].lower() == "sqlite:":
+            if url[7:10] != "///":
                 raise ConfigurationError(
                     f"bad SQLite store URL {url!r}: write three slashes before the path, "
                     "sqlite:///relative/dwf.db or sqlite:////absolute/dwf.db",

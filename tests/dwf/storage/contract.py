@@ -97,6 +97,11 @@ EDGE_VALUES: dict[str, Any] = {
 class StoreContract:
     """Tests every backend must pass; subclasses provide the ``store`` fixture."""
 
+    async def test_the_store_implements_the_protocol(self, store: Store) -> None:
+        assert isinstance(store, Store)
+        assert isinstance(store.url, str)
+        assert store.url
+
     async def test_create_then_load_returns_every_field(self, store: Store) -> None:
         record = make_record(
             status=Status.HALTED,
