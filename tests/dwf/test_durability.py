@@ -158,10 +158,11 @@ async def test_a_crash_inside_a_loop_iteration_resumes_in_that_iteration() -> No
     assert completed.count("items[1]/charge") == 1
 
 
-async def test_a_dead_owner_on_this_machine_is_recovered_at_once_without_waiting_for_its_lease() -> (
-    None
-):
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True)  # fmt: skip
+async def test_a_dead_owner_on_this_machine_is_recovered_without_waiting_for_its_lease() -> None:
+    script = "import os; print(os.getpid())"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    )
     dead_pid = int(proc.stdout)
     clock = Clock()
     rec = Recorder()
