@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dwf.dsl import load_workflow, load_workflow_file, parse_workflow
-from dwf.dsl.model import InputSpec, StepDef, WorkflowDefinition
 from dwf.errors import (
     ConfigurationError,
     DefinitionError,
@@ -40,25 +38,27 @@ from dwf.errors import (
     WorkflowTimeout,
     WorkflowValidationError,
 )
-from dwf.extensions import (
-    BodySpec,
-    Continue,
-    Extension,
-    Halt,
-    Registry,
-    StepConfig,
-    StepType,
-    TopLevelKey,
-    default_registry,
-)
-from dwf.runtime import ResumeInput, StepContext
-from dwf.services import Services
-from dwf.storage.base import AuditEntry, ExecutionRecord, Status, Store
 
 if TYPE_CHECKING:
+    from dwf.dsl import load_workflow, load_workflow_file, parse_workflow
+    from dwf.dsl.model import InputSpec, StepDef, WorkflowDefinition
     from dwf.engine import Engine, Event, RunResult
-    from dwf.runners import StreamRunner, SyncRunner
+    from dwf.extensions import (
+        BodySpec,
+        Continue,
+        Extension,
+        Halt,
+        Registry,
+        StepConfig,
+        StepType,
+        TopLevelKey,
+        default_registry,
+    )
+    from dwf.runners import HaltAnswer, StreamRunner, SyncRunner
+    from dwf.runtime import ResumeInput, StepContext
+    from dwf.services import Services
     from dwf.storage import open_store
+    from dwf.storage.base import AuditEntry, ExecutionRecord, Status, Store
 
 __version__ = "0.1.0"
 
@@ -78,6 +78,7 @@ __all__ = [
     "ExpressionError",
     "Extension",
     "Halt",
+    "HaltAnswer",
     "InputSpec",
     "InputValidationError",
     "InvalidTransition",
@@ -113,14 +114,42 @@ __all__ = [
     "parse_workflow",
 ]
 
+# Everything but the errors loads on first use, so `import dwf` (and `dwf --help`) stay fast.
 _LAZY = {
+    "load_workflow": "dwf.dsl",
+    "load_workflow_file": "dwf.dsl",
+    "parse_workflow": "dwf.dsl",
+    "InputSpec": "dwf.dsl.model",
+    "StepDef": "dwf.dsl.model",
+    "WorkflowDefinition": "dwf.dsl.model",
     "Engine": "dwf.engine",
     "Event": "dwf.engine",
     "RunResult": "dwf.engine",
-    "SyncRunner": "dwf.runners",
+    "BodySpec": "dwf.extensions",
+    "Continue": "dwf.extensions",
+    "Extension": "dwf.extensions",
+    "Halt": "dwf.extensions",
+    "Registry": "dwf.extensions",
+    "StepConfig": "dwf.extensions",
+    "StepType": "dwf.extensions",
+    "TopLevelKey": "dwf.extensions",
+    "default_registry": "dwf.extensions",
+    "HaltAnswer": "dwf.runners",
     "StreamRunner": "dwf.runners",
+    "SyncRunner": "dwf.runners",
+    "ResumeInput": "dwf.runtime",
+    "StepContext": "dwf.runtime",
+    "Services": "dwf.services",
     "open_store": "dwf.storage",
+    "AuditEntry": "dwf.storage.base",
+    "ExecutionRecord": "dwf.storage.base",
+    "Status": "dwf.storage.base",
+    "Store": "dwf.storage.base",
 }
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

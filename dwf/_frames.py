@@ -28,7 +28,6 @@ from dwf.errors import (
     LeaseLost,
     NonRetryableError,
     RegistryError,
-    StepFailed,
     StepTimeout,
     WorkflowTimeout,
 )
@@ -73,7 +72,7 @@ def to_json_safe(value: Any, where: str) -> Any:
     if isinstance(value, float):
         if math.isfinite(value):
             return value
-        raise StepFailed(f"{where} returned {value!r}, which cannot be stored as JSON")
+        raise NonRetryableError(f"{where} returned {value!r}, which cannot be stored as JSON")
     if isinstance(value, Mapping):
         return {str(k): to_json_safe(v, where) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -92,7 +91,8 @@ def to_json_safe(value: Any, where: str) -> Any:
         return to_json_safe(dataclasses.asdict(value), where)
     if isinstance(value, decimal.Decimal):
         return float(value)
-    raise StepFailed(
+    # Not retryable: the service did its work; running it again would repeat the side effect.
+    raise NonRetryableError(
         f"{where} returned a {type(value).__name__}, which cannot be stored; return JSON-like "
         "data (dict, list, str, int, float, bool, None)"
     )

@@ -8,8 +8,8 @@ exactly what changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 import builtins
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 __all__ = ["DELETED", "Dirty", "OverlayScope", "RootScope", "Scope", "StepBuffer"]

@@ -35,10 +35,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dwf.errors import ConfigurationError, RegistryError, StepFailed
+from dwf.errors import ConfigurationError, NonRetryableError, RegistryError
 from dwf.extensions import did_you_mean
 
-__all__ = ["Services"]
+__all__ = ["ServiceInputError", "Services"]
+
+
+class ServiceInputError(NonRetryableError):
+    """The step's input does not fit the service method's signature (retrying cannot help)."""
 
 
 def _is_public(name: str) -> bool:
@@ -244,7 +248,7 @@ def _arguments(
     if not positional:
         if payload is None or payload == {}:
             return [], {}
-        raise StepFailed(
+        raise ServiceInputError(
             f"service method {label} takes only keyword arguments "
             f"({', '.join(sorted(named))}) but the step's input is {type(payload).__name__}",
         )
@@ -257,4 +261,6 @@ def _bind(sig: inspect.Signature, args: list[Any], kwargs: dict[str, Any], label
     try:
         sig.bind(*args, **kwargs)
     except TypeError as exc:
-        raise StepFailed(f"service method {label} cannot take the step's input: {exc}") from exc
+        raise ServiceInputError(
+            f"service method {label} cannot take the step's input: {exc}"
+        ) from exc

@@ -9,7 +9,6 @@ one fsync of the WAL per step. In memory: the same statements on ``:memory:`` wi
 from __future__ import annotations
 
 import sqlite3
-import sys
 import time
 
 from .measurement import Measurement, check_positions, measure_runs, sqlite_settings
@@ -51,7 +50,7 @@ def run(job: Job) -> Measurement:
         "storage": "sqlite3 file" if job.storage == DURABLE else "sqlite3 :memory:",
         **sqlite_settings(conn),
     }
-    measurement.versions = {"sqlite": sqlite3.sqlite_version, "python": sys.version.split()[0]}
+    measurement.versions = {"SQLite library (floor, dwf)": sqlite3.sqlite_version}
     conn.close()
     return measurement
 

@@ -151,7 +151,12 @@ def _goals(ctx: Context) -> list[str]:
                 )
     lines = ["## dwf against the goals of issue 9", ""]
     if not rows:
-        reason = ctx.skipped.get("dwf", "dwf was not measured in this run")
+        if "dwf" in ctx.skipped:
+            reason = ctx.skipped["dwf"]
+        elif any(key[0] == "dwf" for key in ctx.failures):
+            reason = "dwf failed (see *Skipped and failed*)"
+        else:
+            reason = "dwf was not part of this run"
         return [*lines, f"Not measured: {reason}.", ""]
     lines += ["| goal | measured | met |", "| --- | --- | --- |"]
     lines += [f"| {goal} | {value} | {met} |" for goal, value, met in rows]
@@ -163,8 +168,8 @@ def _workload_table(ctx: Context, workload: Workload, storage: str) -> list[str]
     lines = [
         f"### {workload.name}: {workload.title}",
         "",
-        f"| system | median µs/{unit} | p10-p90 | x floor | x dwf | samples |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| system | median µs/{unit} | p10-p90 | round medians | x floor | x dwf | samples |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     floor = ctx.summaries.get(("floor", workload.name, storage))
     dwf = ctx.summaries.get(("dwf", workload.name, storage))
@@ -173,12 +178,14 @@ def _workload_table(ctx: Context, workload: Workload, storage: str) -> list[str]
         summary = ctx.summaries.get((system, workload.name, storage))
         if summary is None:
             why = "failed" if (system, workload.name, storage) in ctx.failures else "skipped"
-            lines.append(f"| {system} | {why} (see below) | | | | |")
+            lines.append(f"| {system} | {why} (see below) | | | | | |")
             continue
         spread = summary.per_unit
+        low, high = summary.round_medians
         lines.append(
             f"| {system} | {_us(spread.median)} | {_us(spread.p10)}-{_us(spread.p90)} "
-            f"| {_x(ratio(summary, floor))} | {_x(ratio(summary, dwf))} | {spread.count} |"
+            f"| {_us(low)}-{_us(high)} | {_x(ratio(summary, floor))} | {_x(ratio(summary, dwf))} "
+            f"| {spread.count} |"
         )
         if summary.first_tenth is not None and summary.last_tenth is not None:
             growth_rows.append(
@@ -208,7 +215,9 @@ def _method(ctx: Context) -> list[str]:
         "that rotates every round. A process builds its workflow once, does one unmeasured "
         "warm-up run, then the measured runs. Per-step cost is a run's wall time divided by its "
         "steps (the halt workload reports whole halt-and-resume cycles). Medians and the 10th-90th "
-        "percentiles pool all runs of all rounds. Ratios divide medians.",
+        "percentiles pool all runs of all rounds; *round medians* gives the lowest and highest "
+        "median of a single round, a measure of how steady the machine was. Ratios divide "
+        "medians.",
         "",
         "| workload | steps | measured runs per process |",
         "| --- | ---: | ---: |",

@@ -107,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         elapsed_sec=time.monotonic() - started,
         command=" ".join(["bench/compare", *(argv if argv is not None else sys.argv[1:])]),
     )
+    raw_path = BENCH_DIR / ".work" / "last-results.json"
+    raw_path.write_text(json.dumps([r for runs in results.values() for r in runs]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.render(context))
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {args.out} (raw measurements: {raw_path})", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -35,6 +35,7 @@ class Summary:
     """Everything the report says about one system on one workload and storage."""
 
     per_unit: Spread
+    round_medians: tuple[float, float]
     first_tenth: Spread | None = None
     last_tenth: Spread | None = None
 
@@ -52,14 +53,18 @@ def summarise(workload: Workload, results: Iterable[dict[str, Any]]) -> Summary:
     per_unit: list[float] = []
     first: list[float] = []
     last: list[float] = []
+    round_medians: list[float] = []
     for result in results:
-        per_unit.extend(ns / units / 1000 for ns in result["run_ns"])
+        values = [ns / units / 1000 for ns in result["run_ns"]]
+        per_unit.extend(values)
+        round_medians.append(statistics.median(values))
         for positions in result["position_ns"]:
             tenth = max(1, len(positions) // 10)
             first.extend(ns / 1000 for ns in positions[:tenth])
             last.extend(ns / 1000 for ns in positions[-tenth:])
     return Summary(
         per_unit=Spread.of(per_unit),
+        round_medians=(min(round_medians), max(round_medians)),
         first_tenth=Spread.of(first) if first else None,
         last_tenth=Spread.of(last) if last else None,
     )

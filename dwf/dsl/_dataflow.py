@@ -120,7 +120,7 @@ class Jump:
 
 
 def jumps(step: StepDef, step_type: StepType[Any]) -> list[Jump]:
-    """Every jump of a step, each (label, target) once."""
+    """Every jump of a step (a halt's ``next`` is there twice: as ``next`` and to resume)."""
     found = []
     if step.next is not None:
         found.append(Jump("next", step.next, "next"))
@@ -128,13 +128,7 @@ def jumps(step: StepDef, step_type: StepType[Any]) -> list[Jump]:
         found.append(Jump("on_error", step.on_error, "error"))
     found += [Jump(label, t, "target") for label, t in step_type.targets(step) if t]
     found += [Jump(label, t, "resume") for label, t in step_type.resume_targets(step) if t]
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for jump in found:
-        if (jump.label, jump.target) not in seen:
-            seen.add((jump.label, jump.target))
-            unique.append(jump)
-    return unique
+    return found
 
 
 @dataclass

@@ -96,7 +96,11 @@ class _Parser:
             kind = err["type"]
             if kind == "extra_forbidden":
                 name = str(loc[-1]) if loc else "?"
-                choices = list(model.model_fields) if model is not None and len(loc) == 1 else []
+                choices = (
+                    [f.alias or n for n, f in model.model_fields.items()]
+                    if model is not None and len(loc) == 1
+                    else []
+                )
                 known = f" Valid keys: {', '.join(choices)}." if choices else ""
                 message = f"{prefix}unknown key '{name}'{did_you_mean(name, choices)}.{known}"
                 self.report(path, message, step_id=step_id, key=True)
@@ -277,9 +281,13 @@ class _Parser:
             self.report(path if type_name is None else (*path, "type"), what, step_id=step_id)
             return None
         if not self.registry.has_step(type_name):
-            message = self.registry.unknown_step_message(type_name)
             if type_name in KNOWN_EXTENSION_STEPS:
-                message += '. It needs the AI extension: pip install "dwf[ai]"'
+                message = (
+                    f"unknown step type '{type_name}': it belongs to the AI extension, which is "
+                    'not installed (pip install "dwf[ai]")'
+                )
+            else:
+                message = self.registry.unknown_step_message(type_name)
             self.report((*path, "type"), message, step_id=step_id)
             return None
         step_type = self.registry.step_type(type_name)

@@ -106,10 +106,12 @@ class _StructureCheck:
     def _jumps(self, frame: Frame, step: StepDef) -> None:
         step_type = self.hooks.of(step)
         found = jumps(step, step_type)
+        reported: set[tuple[str, str]] = set()
         for jump in found:
             where = field_path(step, jump.label)
-            if jump.target == FINISHED:
+            if jump.target == FINISHED or (jump.label, jump.target) in reported:
                 continue
+            reported.add((jump.label, jump.target))
             if frame.kind == "branches":
                 self.report.add(_branch_jump(jump.label, jump.target), step, where)
             elif jump.target not in frame.index:

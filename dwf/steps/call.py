@@ -44,11 +44,15 @@ class RetryPolicy(StepConfig):
     retry_backoff: float = Field(default=2.0, ge=1)
 
 
-class CallConfig(RetryPolicy):
+class CallConfig(StepConfig):
     service: str
     method: str
     input: Any = None
     output: str | OutputSpec | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=0, ge=0, le=100)
+    retry_delay: float = Field(default=1.0, ge=0)
+    retry_backoff: float = Field(default=2.0, ge=1)
 
     @property
     def output_key(self) -> str | None:
