@@ -252,7 +252,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     definition, catalog, registry = _load(args, args.file)
-    payload = _parse_json_arg(args.input, "--input") or {}
+    payload = _parse_json_arg(args.input, "--input")
+    if payload is None:  # not `or {}`: `[]`, `0` or `""` must be reported, not run as `{}`
+        payload = {}
     progress = not args.json and sys.stderr.isatty() and not args.quiet
     engine = _engine(args, registry=registry, workflows=catalog, progress=progress)
     result = _run_async(engine, engine.run(definition, payload, execution_id=args.execution_id))
