@@ -705,6 +705,12 @@ class Engine:
                     continue
                 if not ok:
                     logger.warning("execution %s is no longer owned by this process", run.id)
+                    continue
+                if not run.record.cancel_requested:
+                    # A cancel requested by another process is seen here, then at the next step.
+                    current = await self.store.load(run.id)
+                    if current is not None and current.cancel_requested:
+                        run.record.cancel_requested = True
 
 
 def _subworkflow_ids(workflow: WorkflowDefinition) -> set[str]:

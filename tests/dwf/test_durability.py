@@ -327,3 +327,29 @@ steps:
         "p": [f"{prefix}:each[0]/pay"] * 2,
         "q": [f"{prefix}:each[1]/pay"] * 2,
     }
+
+
+async def test_cancel_stops_a_halted_execution_for_good_and_a_running_one_at_its_next_step() -> (
+    None
+):
+    store = open_store("memory://")
+    engine = dwf.Engine(store)
+    halted = await engine.run(dwf.parse_workflow(HALTING))
+    cancelled = await engine.cancel(halted.execution_id)
+    assert cancelled.status == "cancelled"
+    with pytest.raises(InvalidTransition, match="cancelled"):
+        await engine.resume(halted.execution_id, approved=True)
+
+    rec = Recorder()
+    rec.block_on = "b"
+    runner = dwf.Engine(store, services={"rec": rec})
+    task = asyncio.ensure_future(runner.run(dwf.parse_workflow(LINEAR)))
+    await asyncio.wait_for(rec.entered.wait(), 5)
+    execution_id = (await store.find(status=Status.RUNNING))[0].id
+    await runner.cancel(execution_id)
+    rec.release.set()
+    result = await task
+    assert result.status == "cancelled"
+    assert [name for name, _ in rec.calls] == ["a", "b"]  # b finished; c never started
+    entries = await store.entries(execution_id)
+    assert [e.step_path for e in entries if e.action == "completed"] == ["a", "b"]
