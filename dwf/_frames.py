@@ -150,8 +150,11 @@ class Run:
 
     def delete_state_under(self, path: str) -> None:
         """Forget all bookkeeping of a finished step (and its nested frames)."""
+        state = self.record.state
+        if len(state) <= 1 and not any(k.startswith(path) for k in state):
+            return  # the common case: only the frame position exists
         prefixes = (f"{path}|", f"{path}[", f"{path}/")
-        for key in [k for k in self.record.state if k.startswith(prefixes)]:
+        for key in [k for k in state if k.startswith(prefixes)]:
             self.delete_state(key)
 
     def now(self) -> float:
@@ -468,8 +471,11 @@ async def _run_step(
         if deadline_left is not None and (limit is None or deadline_left < limit):
             limit = max(deadline_left, 0.0)
         try:
-            async with asyncio.timeout(limit):
+            if limit is None:
                 outcome: Outcome = await step_type.execute(step, ctx)
+            else:
+                async with asyncio.timeout(limit):
+                    outcome = await step_type.execute(step, ctx)
         except (LeaseLost, Cancelled, StepFailure):
             ctx.discard()
             raise

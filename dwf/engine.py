@@ -223,6 +223,10 @@ class Engine:
         self.owner = _owner_id()
         self._definitions: dict[str, tuple[WorkflowDefinition, dict[str, WorkflowDefinition]]] = {}
         self._active: dict[str, Run] = {}
+        self._bundles: dict[
+            tuple[int, int],
+            tuple[WorkflowDefinition, tuple[str, str, dict[str, WorkflowDefinition]]],
+        ] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ events
@@ -279,7 +283,7 @@ class Engine:
         """Create a ``pending`` execution without running it (a worker or :meth:`continue_`
         runs it). Returns its id."""
         record = self._new_record(workflow, input, execution_id, status=Status.PENDING)
-        digest, text, children = bundle(workflow, self.workflows)
+        digest, text, children = self._bundle(workflow, self.workflows)
         record.definition_hash = digest
         self._definitions[digest] = (workflow, children)
         await self.store.create(record, text)
@@ -460,11 +464,21 @@ class Engine:
             parent_step=parent_step, timeout=timeout,
         )  # fmt: skip
         catalog = parent.catalog if parent is not None else self.workflows
-        digest, text, children = bundle(workflow, catalog)
+        digest, text, children = self._bundle(workflow, catalog)
         record.definition_hash = digest
         self._definitions[digest] = (workflow, children)
         stored = await self.store.create(record, text)
         return Run(self, stored, workflow, self.owner, catalog=children)
+
+    def _bundle(
+        self, workflow: WorkflowDefinition, catalog: Mapping[str, WorkflowDefinition]
+    ) -> tuple[str, str, dict[str, WorkflowDefinition]]:
+        key = (id(workflow), id(catalog))
+        cached = self._bundles.get(key)
+        if cached is None or cached[0] is not workflow:
+            cached = (workflow, bundle(workflow, catalog))
+            self._bundles[key] = cached
+        return cached[1]
 
     async def _load(self, execution_id: str) -> ExecutionRecord:
         record = await self.store.load(execution_id)
@@ -585,7 +599,7 @@ class Engine:
         self._active[run.id] = run
         self._ensure_renewer()
         record = run.record
-        if run.history is None and "$history" in run.definition.canonical_json():
+        if run.history is None and run.definition.uses_history:
             run.history = [
                 {"step": e.step_path, "type": e.step_type, "action": e.action}
                 for e in await self.store.entries(run.id)

@@ -150,7 +150,16 @@ class WorkflowDefinition:
 
     def canonical_json(self) -> str:
         """The document as canonical JSON (sorted keys): what the store keeps for pinning."""
-        return json.dumps(self.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        cached: str | None = self.__dict__.get("_canonical")
+        if cached is None:
+            cached = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            object.__setattr__(self, "_canonical", cached)
+        return cached
+
+    @property
+    def uses_history(self) -> bool:
+        """Whether any step reads ``$history`` (the engine then loads the timeline)."""
+        return "$history" in self.canonical_json()
 
     def step(self, step_id: str) -> StepDef | None:
         """The top-level step with that id."""

@@ -102,28 +102,29 @@ class MemoryStore:
         if stored is None or stored.owner != cp.owner:
             raise _lease_lost(cp.execution_id, cp.owner, stored)
         # Copy (and so check) everything before changing anything: a bad value writes nothing.
-        set_variables = _copy_map(cp.set_variables, "variable")
-        set_state = _copy_map(cp.set_state, "state key")
+        set_variables = _copy_map(cp.set_variables, "variable") if cp.set_variables else None
+        set_state = _copy_map(cp.set_state, "state key") if cp.set_state else None
         position = copy_value(cp.position, "the position", "position")
         output = copy_value(cp.output, "the execution output", "output") if cp.set_output else None
         halt = copy_value(cp.halt, "the halt", "halt") if cp.set_halt else None
         error = copy_value(cp.error, "the error", "error") if cp.set_error else None
-        status = Status(cp.status)
+        status = cp.status if cp.status.__class__ is Status else Status(cp.status)
         log = self._entries[cp.execution_id]
         entries = [
             _copy_entry(e, cp.execution_id, seq)
             for seq, e in enumerate(cp.entries, start=len(log) + 1)
         ]
-        deletes = [
-            (stored.variables, [require_name(n, "variable") for n in cp.delete_variables]),
-            (stored.state, [require_name(n, "state key") for n in cp.delete_state]),
-        ]
+        deleted_variables = [require_name(n, "variable") for n in cp.delete_variables]
+        deleted_state = [require_name(n, "state key") for n in cp.delete_state]
 
-        for target, names in deletes:
-            for name in names:
-                target.pop(name, None)
-        stored.variables.update(set_variables)
-        stored.state.update(set_state)
+        for name in deleted_variables:
+            stored.variables.pop(name, None)
+        for name in deleted_state:
+            stored.state.pop(name, None)
+        if set_variables:
+            stored.variables.update(set_variables)
+        if set_state:
+            stored.state.update(set_state)
         log.extend(entries)
         stored.status = status
         stored.position = position
