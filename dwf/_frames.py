@@ -219,9 +219,9 @@ class Run:
     def check_deadline(self) -> None:
         deadline = self.record.deadline
         if deadline is not None and self.now() >= deadline:
+            limit = deadline - self.record.created_at
             raise WorkflowTimeout(
-                f"workflow '{self.definition.id}' ran past its timeout "
-                f"({self.definition.timeout or 0:g}s)",
+                f"workflow '{self.definition.id}' ran past its timeout ({limit:g}s)",
                 execution_id=self.id,
             )
 
@@ -399,6 +399,10 @@ async def run_frame(run: Run, frame: Frame) -> FrameResult:
             return FrameResult(halt=_halt_from_marker(marker))
     step_id = run.state.get(pos_key, frame.first)
     output: Any = None
+    if step_id == FINISHED and frame.addr:
+        # The frame's last step completed before a crash or halt: its output was committed
+        # with that step.
+        output = (run.state.get(f"{frame.addr}|out") or {}).get("output")
     while step_id is not None and step_id != FINISHED:
         step = frame.steps.get(step_id)
         if step is None:
@@ -476,13 +480,28 @@ async def _run_step(
             else:
                 async with asyncio.timeout(limit):
                     outcome = await step_type.execute(step, ctx)
-        except (LeaseLost, Cancelled, StepFailure):
+        except (LeaseLost, Cancelled):
             ctx.discard()
             raise
+        except StepFailure as failure:  # a step nested in this one failed unhandled
+            if step.on_error is None:
+                ctx.discard()
+                step_type.on_failure(step, ctx)
+                ctx.apply()
+                raise
+            ctx.discard()
+            step_type.on_failure(step, ctx)
+            ctx.apply()
+            return await _route_error(run, frame, step, path, failure.error, started, attempt)
         except TimeoutError as exc:
             ctx.discard()
-            if deadline_left is not None and limit == max(deadline_left, 0.0):
-                run.check_deadline()
+            if timeout is None or (deadline_left is not None and deadline_left <= timeout):
+                raise WorkflowTimeout(
+                    f"workflow '{run.definition.id}' ran past its deadline while step "
+                    f"'{step.id}' was running",
+                    execution_id=run.id,
+                    step=step.id,
+                ) from exc
             error_exc: BaseException = StepTimeout(
                 f"step '{step.id}' timed out after {timeout:g}s", step=step.id
             )
@@ -507,16 +526,33 @@ async def _run_step(
             started = run.now()
             continue
         engine.emit("step.failed", run, step=step, path=path, error=error)
-        failed = run.entry(step, path, "failed", started, attempt=attempt, error=error)
-        run.delete_state_under(path)
         if step.on_error is None:
-            run.pending_entries.append(failed)
+            run.delete_state_under(path)
+            run.pending_entries.append(
+                run.entry(step, path, "failed", started, attempt=attempt, error=error)
+            )
             raise StepFailure(error)
-        frame.scope.set("_last_error", {k: error[k] for k in ("step", "type", "message")})
-        run.set_state(f"{frame.addr}|clear_error", step.on_error)
-        run.set_state(f"{frame.addr}|pos", step.on_error)
-        await run.commit(path, [failed])
-        return step.on_error, None
+        return await _route_error(run, frame, step, path, error, started, attempt)
+
+
+async def _route_error(
+    run: Run,
+    frame: Frame,
+    step: StepDef,
+    path: str,
+    error: dict[str, Any],
+    started: float,
+    attempt: int,
+) -> tuple[str | None, Any]:
+    """Continue at the step's ``on_error`` handler, which alone sees ``$_last_error``."""
+    assert step.on_error is not None
+    failed = run.entry(step, path, "failed", started, attempt=attempt, error=error)
+    run.delete_state_under(path)
+    frame.scope.set("_last_error", {k: error.get(k) for k in ("step", "type", "message")})
+    run.set_state(f"{frame.addr}|clear_error", step.on_error)
+    run.set_state(f"{frame.addr}|pos", step.on_error)
+    await run.commit(path, [failed])
+    return step.on_error, None
 
 
 async def _complete(
@@ -561,6 +597,10 @@ async def _complete(
         run.delete_state(clear_key)
     run.set_state(pos_key, next_id if next_id is not None else FINISHED)
     output = outcome.output
+    if (next_id is None or next_id == FINISHED) and frame.addr:
+        # A nested frame ends here: keep its output in the same checkpoint, so a crash before
+        # the enclosing step records it loses nothing.
+        run.set_state(f"{frame.addr}|out", {"output": output})
     entry = run.entry(step, path, "completed", started, attempt=ctx.attempt, output=output)
     await run.commit(path, [entry])
     engine.emit("step.completed", run, step=step, path=path, output=output)

@@ -663,12 +663,13 @@ class Engine:
         child_id = run.state.get(key)
         record = await self.store.load(child_id) if child_id else None
         if record is None:
-            definition = run.catalog.get(workflow_id)
+            definition = run.catalog.get(workflow_id) or self.workflows.get(workflow_id)
             if definition is None:
-                known = ", ".join(sorted(run.catalog)) or "none"
+                names = set(run.catalog) | set(self.workflows)
+                known = ", ".join(sorted(names)) or "none"
                 raise ConfigurationError(
                     f"sub-workflow '{workflow_id}' is not known"
-                    f"{did_you_mean(workflow_id, run.catalog)}; "
+                    f"{did_you_mean(workflow_id, names)}; "
                     f"known workflows: {known}. Put its file next to the main workflow or pass "
                     "--workflows PATH"
                 )

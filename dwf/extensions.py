@@ -163,6 +163,10 @@ class StepType(Generic[C]):
             f"step type '{self.name}' does not implement execute()"
         )  # abstract
 
+    def on_failure(self, step: StepDef, ctx: StepContext) -> None:
+        """Called when the step fails after nested steps already committed work (a loop whose
+        body failed): undo what must not outlive the step, e.g. restore loop variables."""
+
     # ---- static analysis (validator, graph) -------------------------------------------------
 
     def targets(self, step: StepDef) -> list[tuple[str, str]]:

@@ -25,6 +25,8 @@ Calling convention (:meth:`Services.call`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import importlib.util
 import inspect
 import os
@@ -205,10 +207,43 @@ class Services:
             getattr(fn, "__call__", None)  # noqa: B004
         ):
             return await fn(*args, **kwargs)
-        result = await asyncio.to_thread(fn, *args, **kwargs)
+        result = await _in_daemon_thread(fn, *args, **kwargs)
         if inspect.isawaitable(result):
             return await result
         return result
+
+
+async def _in_daemon_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run a sync callable in a daemon thread.
+
+    Not ``asyncio.to_thread``: Python cannot stop a thread, and a call that outlived its step
+    timeout would otherwise keep the default executor, and so the process, from exiting.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return  # the step timed out or was cancelled meanwhile
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def target() -> None:
+        try:
+            value = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting step
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, value, None)
+
+    name = f"dwf-service-{getattr(fn, '__qualname__', 'call')}"
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await future
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:

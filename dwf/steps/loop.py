@@ -115,6 +115,9 @@ class LoopStep(StepType[LoopConfig]):
             ctx.state_set("items", items)
         saved = {n: ctx.get(n) for n in config.loop_variables() if ctx.has(n)}
         ctx.state_set("saved", saved)
+        if ctx.has("break_loop"):
+            # A value from before the loop must not stop it; it is restored afterwards.
+            ctx.delete("break_loop")
         ctx.state_set("i", 0)
         return None
 
@@ -147,6 +150,10 @@ class LoopStep(StepType[LoopConfig]):
         assert isinstance(outcome, Continue)
         outcome.next = config.on_exhausted
         return outcome
+
+    def on_failure(self, step: StepDef, ctx: StepContext) -> None:
+        config: LoopConfig = step.config  # type: ignore[assignment]
+        self._restore(config, ctx)
 
     def targets(self, step: StepDef) -> list[tuple[str, str]]:
         config: LoopConfig = step.config  # type: ignore[assignment]
