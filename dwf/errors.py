@@ -9,7 +9,7 @@ because failures cross the durable boundary and are read back by other processes
     DwfError
     ├── DefinitionError                 the workflow, its configuration or the call is wrong
     │   ├── WorkflowLoadError           YAML that cannot become a workflow (syntax, keys, types)
-    │   ├── WorkflowValidationError     a loaded workflow that fails static checks
+    │   │   └── WorkflowValidationError a parsed workflow that fails the static checks
     │   ├── RegistryError               an unknown step type, service, method or extension
     │   └── ConfigurationError          a bad store URL, a missing optional dependency, bad options
     ├── ExecutionError                  something failed while an execution ran
@@ -148,7 +148,7 @@ class WorkflowLoadError(_DiagnosticsError):
     """The source cannot become a workflow: YAML syntax, document shape, keys or types."""
 
 
-class WorkflowValidationError(_DiagnosticsError):
+class WorkflowValidationError(WorkflowLoadError):
     """A loaded workflow fails the static checks (references, variables, reachability)."""
 
 

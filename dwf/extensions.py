@@ -127,8 +127,8 @@ class BodySpec:
 
     ``scope`` names the variables the body may read besides the outer ones (``item``, ``index``);
     ``sequential`` bodies run as a small graph from their first step; non-sequential ones (parallel
-    branches) run each step on its own. ``exports`` says whether the body's variables are visible
-    after the step (branches merge theirs; a loop's iteration variables are not).
+    branches) run each step on its own. ``exports`` says whether the ``scope`` names stay visible
+    after the step (a body's own writes always do: possibly after a loop, merged after branches).
     """
 
     field: str

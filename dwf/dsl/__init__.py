@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dwf.dsl.model import InputSpec, StepDef, WorkflowDefinition
-from dwf.errors import WorkflowLoadError
+from dwf.errors import WorkflowLoadError, WorkflowValidationError
 
 if TYPE_CHECKING:
     from dwf.extensions import Registry
@@ -65,7 +65,7 @@ def load_workflow(
     errors = [d for d in diagnostics if d.severity == "error"]
     definition.warnings.extend(d for d in diagnostics if d.severity == "warning")
     if errors:
-        raise WorkflowLoadError([*errors, *definition.warnings])
+        raise WorkflowValidationError([*errors, *definition.warnings])
     return definition
 
 

@@ -1,87 +1,46 @@
-"""The step graphs of a workflow and which variables are set before each step reads them.
+"""Which variables are set before each step reads them, and whether paths fit output schemas.
 
-Every step list is a :class:`Frame`: the top-level steps, each sequential body (a loop's ``do``,
-run as a small graph from its first step) and each set of parallel branches (independent steps).
-Edges are ``next`` (when the step falls through), ``on_error``, ``targets()`` and
-``resume_targets()``; only the :class:`~dwf.extensions.StepType` hooks are used, so extension
-step types are analysed like the core ones.
-
-:class:`VariableCheck` is a forward dataflow analysis. For each step it computes the variables
-set on *every* path reaching it (intersection over predecessors) and on *some* path (union), with
-a worklist in reverse postorder: each step is revisited only when the sets at its entry change,
-and they only shrink (every path) or grow (some path), so the work is linear in the size of the
-workflow times the number of variables, never one walk per path. Reading a variable set on
-every path is fine, on some path a warning (it reads as null elsewhere), on none an error.
+:class:`VariableCheck` is a forward dataflow analysis over the step graphs that
+:mod:`dwf.dsl.validator` builds (one :class:`~dwf.dsl.validator.Frame` per step list). For each
+reachable step it computes the variables set on *every* path reaching it (intersection over
+predecessors, iterated in reverse postorder until nothing changes: two rounds for loops with
+one entry) and on *some* path (a union, computed in one pass over the strongly connected
+components). Sets are bit sets in Python ints. The work is linear in the size of the workflow,
+never one walk per path. Reading a variable set on every path is fine, on some path a warning
+(it reads as null elsewhere), on none an error.
 
 What a step sets (:class:`Effects`): its ``outputs()`` on its normal edges; on its ``on_error``
 edge only ``_last_error`` (the failed step's own writes are discarded), which the handler sees
 and which is cleared once the handler completes. A body's writes are possibly set after the step
 (a loop may run zero times); the writes of parallel branches are definitely set when the step
 waits for all of them. A body's ``scope`` names (``item``, ``index``) are visible inside it, and
-after the step only when the body ``exports`` them.
+after the step only when the body ``exports`` them. The roots ``input``, ``now`` and ``history``
+are always valid.
 """
 
 from __future__ import annotations
 
-import heapq
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dwf import expr
 from dwf.dsl.model import StepDef, WorkflowDefinition
-from dwf.errors import Diagnostic, Severity
-from dwf.extensions import BodySpec, Registry, StepType, did_you_mean
+from dwf.errors import Severity
+from dwf.extensions import BodySpec, did_you_mean
 
-__all__ = ["Effects", "Frame", "Hooks", "Jump", "Reporter", "VariableCheck", "build_frame"]
+if TYPE_CHECKING:
+    from dwf.dsl.validator import Frame, Hooks, Reporter
+
+__all__ = ["Effects", "VariableCheck", "field_path"]
 
 #: References that are always valid: the run input, the clock and the execution history.
 ROOTS = ("input", "now", "history")
 LAST_ERROR = "_last_error"
-_LAST_ERROR = frozenset({LAST_ERROR})
-_EMPTY: frozenset[str] = frozenset()
 _FIELD_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
-Names = frozenset[str]
-FrameKind = Literal["top", "body", "branches"]
-
-
-class Reporter:
-    """Collects diagnostics located at a step's field (or the step, or the document)."""
-
-    def __init__(self, definition: WorkflowDefinition) -> None:
-        self.definition = definition
-        self._found: list[Diagnostic] = []
-
-    def add(
-        self,
-        message: str,
-        step: StepDef | None = None,
-        path: tuple[str | int, ...] = (),
-        *,
-        severity: Severity = "error",
-    ) -> None:
-        full = (step.source_path if step is not None else ()) + path
-        mark = self.definition.mark(full)
-        self._found.append(
-            Diagnostic(
-                message,
-                file=self.definition.file,
-                line=mark.line if mark else None,
-                column=mark.column if mark else None,
-                step_id=step.id if step is not None else None,
-                severity=severity,
-            )
-        )
-
-    def line_of(self, step: StepDef) -> int | None:
-        mark = self.definition.mark((*step.source_path, "id"))
-        return mark.line if mark else None
-
-    def diagnostics(self) -> list[Diagnostic]:
-        """Everything found, in source order (unlocated ones last, in the order found)."""
-        return sorted(self._found, key=lambda d: (d.line is None, d.line or 0, d.column or 0))
+_Read = tuple[StepDef, str, str]  # the step, the field label and the path read
 
 
 def field_path(step: StepDef, label: str) -> tuple[str | int, ...]:
@@ -97,123 +56,14 @@ def field_path(step: StepDef, label: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
-class Hooks:
-    """The registry's step types; an unregistered type gets the neutral base hooks."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self._neutral: StepType[Any] = StepType()
-
-    def of(self, step: StepDef) -> StepType[Any]:
-        if self.registry.has_step(step.type):
-            return self.registry.step_type(step.type)
-        return self._neutral
-
-
-@dataclass(frozen=True)
-class Jump:
-    """A place a step can go: ``label`` is the field (``next``, ``routes[0].then``)."""
-
-    label: str
-    target: str
-    kind: Literal["next", "error", "target", "resume"]
-
-
-def jumps(step: StepDef, step_type: StepType[Any]) -> list[Jump]:
-    """Every jump of a step (a halt's ``next`` is there twice: as ``next`` and to resume)."""
-    found = []
-    if step.next is not None:
-        found.append(Jump("next", step.next, "next"))
-    if step.on_error is not None:
-        found.append(Jump("on_error", step.on_error, "error"))
-    found += [Jump(label, t, "target") for label, t in step_type.targets(step) if t]
-    found += [Jump(label, t, "resume") for label, t in step_type.resume_targets(step) if t]
-    return found
-
-
-@dataclass
-class Frame:
-    """One list of steps and its graph.
-
-    ``edges[i]`` are ``(j, is_error)`` pairs; ``order`` holds the steps reachable from the first
-    one in reverse postorder (every step for ``branches``); ``children[i]`` the frames of the
-    bodies of step ``i``.
-    """
-
-    steps: Sequence[StepDef]
-    kind: FrameKind
-    where: str
-    index: dict[str, int]
-    edges: list[list[tuple[int, bool]]]
-    order: list[int]
-    children: list[list[tuple[BodySpec, Frame]]]
-
-    def walk(self) -> Iterator[Frame]:
-        """This frame and every nested one, depth first."""
-        yield self
-        for bodies in self.children:
-            for _, child in bodies:
-                yield from child.walk()
-
-
-def build_frame(
-    steps: Sequence[StepDef],
-    hooks: Hooks,
-    kind: FrameKind = "top",
-    where: str = "the top-level steps",
-) -> Frame:
-    index: dict[str, int] = {}
-    for i, step in enumerate(steps):
-        index.setdefault(step.id, i)
-    edges: list[list[tuple[int, bool]]] = [[] for _ in steps]
-    children: list[list[tuple[BodySpec, Frame]]] = []
-    for i, step in enumerate(steps):
-        step_type = hooks.of(step)
-        if kind != "branches":
-            falls_through = step_type.falls_through(step)
-            for jump in jumps(step, step_type):
-                j = index.get(jump.target)
-                if j is not None and (jump.kind != "next" or falls_through):
-                    edges[i].append((j, jump.kind == "error"))
-        nested = []
-        for body in step_type.bodies(step):
-            inner: FrameKind = "body" if body.sequential else "branches"
-            label = f"the '{body.field}' of step '{step.id}'"
-            nested.append((body, build_frame(body.steps, hooks, inner, label)))
-        children.append(nested)
-    order = list(range(len(steps))) if kind == "branches" else _reverse_postorder(edges)
-    return Frame(steps, kind, where, index, edges, order, children)
-
-
-def _reverse_postorder(edges: list[list[tuple[int, bool]]]) -> list[int]:
-    if not edges:
-        return []
-    seen = [False] * len(edges)
-    seen[0] = True
-    postorder: list[int] = []
-    stack = [(0, iter(edges[0]))]
-    while stack:
-        node, successors = stack[-1]
-        for j, _ in successors:
-            if not seen[j]:
-                seen[j] = True
-                stack.append((j, iter(edges[j])))
-                break
-        else:
-            stack.pop()
-            postorder.append(node)
-    postorder.reverse()
-    return postorder
-
-
 @dataclass(frozen=True)
 class Effects:
-    """What a step sets: ``defs`` on every normal completion, ``poss`` on some (``poss``
-    includes ``defs``), ``nested`` by its bodies (also when the step then fails)."""
+    """What a step sets, as bit sets of variables: ``defs`` on every normal completion,
+    ``poss`` on some (it includes ``defs``), ``nested`` by its bodies (also when it then fails)."""
 
-    defs: Names
-    poss: Names
-    nested: Names
+    defs: int
+    poss: int
+    nested: int
 
 
 def _waits_for_all(step: StepDef, body: BodySpec) -> bool:
@@ -223,17 +73,67 @@ def _waits_for_all(step: StepDef, body: BodySpec) -> bool:
     return isinstance(wait, int) and not isinstance(wait, bool) and wait >= len(body.steps)
 
 
+def _components(frame: Frame) -> tuple[list[list[int]], dict[int, int]]:
+    """The strongly connected components of the reachable steps in topological order (Tarjan,
+    without recursion), and the component of each step."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    found: list[list[int]] = []
+    work = [(0, 0)]
+    while work:
+        node, i = work.pop()
+        if i == 0:
+            index[node] = low[node] = len(index)
+            stack.append(node)
+            on_stack.add(node)
+        successors = frame.edges[node]
+        while i < len(successors):
+            nxt = successors[i][0]
+            i += 1
+            if nxt not in index:
+                work += [(node, i), (nxt, 0)]
+                break
+            if nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        else:
+            if low[node] == index[node]:
+                component: list[int] = []
+                while not component or component[-1] != node:
+                    component.append(stack.pop())
+                    on_stack.discard(component[-1])
+                found.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    found.reverse()
+    return found, {n: c for c, members in enumerate(found) for n in members}
+
+
 class VariableCheck:
-    """Reports variables read before any step sets them, and paths outside output schemas."""
+    """Reports variables read before any step sets them, and paths outside output schemas.
+
+    Sets of variables are Python ints used as bit sets (one bit per name), so unions,
+    intersections and comparisons cost a few machine words however many variables there are.
+    """
 
     def __init__(self, definition: WorkflowDefinition, hooks: Hooks, report: Reporter) -> None:
         self.definition = definition
         self.hooks = hooks
         self.report = report
+        self._bits: dict[str, int] = {}
         self._effects: dict[int, Effects] = {}
         self.producers: dict[str, list[tuple[StepDef, Mapping[str, Any] | None]]] = {}
         self.known: set[str] = set(ROOTS)
         self.scoped: dict[str, str] = {}  # a body's scope name -> where it is set
+        self.last_error = self.bits([LAST_ERROR])
+
+    def bits(self, names: Iterable[str]) -> int:
+        found = 0
+        for name in names:
+            found |= 1 << self._bits.setdefault(name, len(self._bits))
+        return found
 
     def run(self, top: Frame) -> None:
         for frame in top.walk():
@@ -247,7 +147,7 @@ class VariableCheck:
                 for body, child in frame.children[i]:
                     self.known.update(body.scope)
                     self.scoped.update(dict.fromkeys(body.scope, child.where))
-        self._frame(top, _EMPTY, _EMPTY, _EMPTY)
+        self._frame(top, 0, 0, frozenset())
 
     # -- what steps set
 
@@ -256,55 +156,84 @@ class VariableCheck:
         if cached is not None:
             return cached
         step_type = self.hooks.of(step)
-        outputs = frozenset(step_type.outputs(step))
-        nested: set[str] = set()
-        nested_defs: set[str] = set()
+        nested = nested_defs = 0
         for body in step_type.bodies(step):
-            scope = frozenset(body.scope)
-            writes: set[str] = set()
+            scope = self.bits(body.scope)
+            writes = 0
             for inner in body.steps:
                 writes |= self.effects(inner).poss | self.effects(inner).nested
-            nested |= (writes | scope) if body.exports else (writes - scope)
+            nested |= (writes | scope) if body.exports else (writes & ~scope)
             if not body.sequential and _waits_for_all(step, body):
                 for inner in body.steps:
                     if inner.on_error is None:  # a branch ended by its on_error sets nothing
                         nested_defs |= self.effects(inner).defs
-        defs = (outputs | nested_defs) - _LAST_ERROR
-        result = Effects(defs, defs | frozenset(nested - _LAST_ERROR), frozenset(nested))
+        keep = ~self.last_error
+        defs = (self.bits(step_type.outputs(step)) | nested_defs) & keep
+        result = Effects(defs, defs | (nested & keep), nested & keep)
         self._effects[id(step)] = result
         return result
 
     # -- the fixpoint
 
-    def _solve(
-        self, frame: Frame, start_defs: Names, start_poss: Names
-    ) -> dict[int, tuple[Names, Names]]:
-        rank = {node: r for r, node in enumerate(frame.order)}
-        defs: dict[int, Names] = {0: start_defs}
-        poss: dict[int, Names] = {0: start_poss}
-        heap = [(0, 0)]
-        queued = {0}
-        while heap:
-            _, i = heapq.heappop(heap)
-            queued.discard(i)
-            d, p = defs[i] - _LAST_ERROR, poss[i] - _LAST_ERROR
-            effects = self.effects(frame.steps[i])
-            for j, is_error in frame.edges[i]:
-                if is_error:
-                    out_d, out_p = d | _LAST_ERROR, p | effects.nested | _LAST_ERROR
-                else:
-                    out_d, out_p = d | effects.defs, p | effects.poss
-                old = defs.get(j)
-                new_d = out_d if old is None else old & out_d
-                new_p = poss.get(j, _EMPTY) | out_p
-                if old is None or new_d != old or new_p != poss[j]:
-                    defs[j], poss[j] = new_d, new_p
-                    if j not in queued:
-                        queued.add(j)
-                        heapq.heappush(heap, (rank[j], j))
-        return {i: (defs[i], poss[i]) for i in defs}
+    def _solve(self, frame: Frame, start_defs: int, start_poss: int) -> dict[int, tuple[int, int]]:
+        """(every path, some path) at the entry of each reachable step of a sequential frame.
 
-    def _frame(self, frame: Frame, defs: Names, poss: Names, shadow: Names) -> None:
+        ``_last_error`` is set only at steps an ``on_error`` goes to (each step clears it), so it
+        is decided from the kinds of incoming edges; the rest only grows along edges.
+        """
+        keep = ~self.last_error
+        effects = {n: self.effects(frame.steps[n]) for n in frame.order}
+        preds: dict[int, list[tuple[int, bool]]] = {n: [] for n in frame.order}
+        for m in frame.order:
+            for n, is_error in frame.edges[m]:
+                preds[n].append((m, is_error))
+
+        # Every path: intersect over predecessors, in rounds in reverse postorder. -1 is the
+        # set of all variables (nothing known yet); a round without change is the fixpoint
+        # (two rounds for loops with one entry).
+        defs = dict.fromkeys(frame.order, -1)
+        changed = True
+        while changed:
+            changed = False
+            for n in frame.order:
+                d = start_defs & keep if n == 0 else -1
+                for m, is_error in preds[n]:
+                    d &= defs[m] | (0 if is_error else effects[m].defs)
+                if d != defs[n]:
+                    defs[n], changed = d, True
+
+        # Some path: a union, the same for all steps of a cycle; one pass over the components.
+        components, component_of = _components(frame)
+        incoming = [0] * len(components)
+        incoming[0] = start_poss & keep
+        poss: dict[int, int] = {}
+        for c, members in enumerate(components):
+            p = incoming[c]
+            for m in members:
+                for n, is_error in frame.edges[m]:
+                    if component_of[n] == c:
+                        p |= effects[m].nested if is_error else effects[m].poss
+            for m in members:
+                poss[m] = p
+                for n, is_error in frame.edges[m]:
+                    if component_of[n] != c:
+                        incoming[component_of[n]] |= p | (
+                            effects[m].nested if is_error else effects[m].poss
+                        )
+
+        states = {}
+        for n in frame.order:
+            kinds = [is_error for _, is_error in preds[n]]
+            entry_defs, entry_poss = (start_defs, start_poss) if n == 0 else (-1, 0)
+            every = all(kinds) and entry_defs & self.last_error
+            some = any(kinds) or entry_poss & self.last_error
+            states[n] = (
+                defs[n] | (self.last_error if every else 0),
+                poss[n] | defs[n] | (self.last_error if some else 0),
+            )
+        return states
+
+    def _frame(self, frame: Frame, defs: int, poss: int, shadow: frozenset[str]) -> None:
         if frame.kind == "branches":
             for i in frame.order:
                 self._step(frame, i, defs, poss, shadow)
@@ -315,50 +244,50 @@ class VariableCheck:
         for i in sorted(states):
             self._step(frame, i, *states[i], shadow)
 
-    def _step(self, frame: Frame, i: int, defs: Names, poss: Names, shadow: Names) -> None:
+    def _step(self, frame: Frame, i: int, defs: int, poss: int, shadow: frozenset[str]) -> None:
         step = frame.steps[i]
         bodies = frame.children[i]
         # A step's own reads may see what its bodies set (a `while` condition after the first
         # iteration), but only possibly: the first evaluation comes before any iteration.
-        around = self.effects(step).nested.union(*(body.scope for body, _ in bodies))
+        around = self.effects(step).nested | self.bits(n for b, _ in bodies for n in b.scope)
         self._reads(step, defs, poss | around, shadow)
         for body, child in bodies:
-            scope = frozenset(body.scope)
+            scope = self.bits(body.scope)
             inner_poss = poss | scope
             if child.kind == "body":  # later iterations see what earlier ones set
                 for inner in body.steps:
                     inner_poss |= self.effects(inner).poss | self.effects(inner).nested
-            self._frame(child, defs | scope, inner_poss, shadow | scope)
+            self._frame(child, defs | scope, inner_poss, shadow | set(body.scope))
 
     # -- reads
 
-    def _reads(self, step: StepDef, defs: Names, poss: Names, shadow: Names) -> None:
+    def _reads(self, step: StepDef, defs: int, poss: int, shadow: frozenset[str]) -> None:
         status: dict[str, Severity | None] = {}  # one message per variable and step
         for label, path in self.hooks.of(step).reads(step):
             root, _, rest = path.partition(".")
-            where = self._locate(step, label, path)
+            where = (step, label, path)
             if root in ("now", "history"):
                 if rest:
-                    message = f"'${path}': '${root}' has no fields; use '${root}' on its own"
-                    self.report.add(message, step, where)
+                    self._say(
+                        where, f"'${path}': '${root}' has no fields; use '${root}' on its own"
+                    )
                 continue
             if root == "input":
                 continue
             if root not in status:
-                status[root] = self._availability(step, root, defs, poss, where)
+                status[root] = self._availability(where, root, defs, poss)
             if status[root] != "error" and rest and root not in shadow:
-                self._schema(step, root, path, rest.split("."), where)
+                self._schema(where, root, rest.split("."))
 
-    def _availability(
-        self, step: StepDef, root: str, defs: Names, poss: Names, where: tuple[str | int, ...]
-    ) -> Severity | None:
-        if root in defs:
+    def _availability(self, where: _Read, root: str, defs: int, poss: int) -> Severity | None:
+        bit = self.bits([root])
+        if defs & bit:
             return None
-        if root in poss:
+        if poss & bit:
             message = (
                 f"'${root}' may not be set on every path to this step (it reads as null there)"
             )
-            self.report.add(message, step, where, severity="warning")
+            self._say(where, message, "warning")
             return "warning"
         if root in self.definition.inputs:
             message = (
@@ -377,12 +306,10 @@ class VariableCheck:
         else:
             hint = did_you_mean(root, self.known - {root})
             message = f"'${root}' is read but no step sets it before this one{hint}"
-        self.report.add(message, step, where)
+        self._say(where, message)
         return "error"
 
-    def _schema(
-        self, step: StepDef, root: str, path: str, segments: list[str], where: tuple[str | int, ...]
-    ) -> None:
+    def _schema(self, where: _Read, root: str, segments: list[str]) -> None:
         producers = self.producers.get(root, [])
         if not producers or any(schema is None for _, schema in producers):
             return
@@ -395,14 +322,20 @@ class VariableCheck:
         assert miss is not None
         segment, available = miss
         message = (
-            f"'${path}' — '{segment}' is not in the output schema of step '{producer.id}' "
+            f"'${where[2]}' — '{segment}' is not in the output schema of step '{producer.id}' "
             f"(available: {', '.join(available) or 'none'})"
         )
-        self.report.add(message, step, where)
+        self._say(where, message)
 
-    def _locate(self, step: StepDef, label: str, path: str) -> tuple[str | int, ...]:
-        """The field, narrowed to the string that holds ``$path`` when one does."""
+    def _say(self, where: _Read, message: str, severity: Severity = "error") -> None:
+        """Report at the field, narrowed to the string that holds the reference when one does."""
+        step, label, path = where
         base = field_path(step, label)
+        self.report.add(message, step, self._locate(step, base, path), severity=severity)
+
+    def _locate(
+        self, step: StepDef, base: tuple[str | int, ...], path: str
+    ) -> tuple[str | int, ...]:
         node: Any = self.definition.raw
         for part in (*step.source_path, *base):
             in_mapping = isinstance(node, Mapping) and part in node

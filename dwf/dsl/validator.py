@@ -13,16 +13,23 @@ like the core ones):
 * steps that are never reached (a warning);
 * variables are set before they are read, and paths below a step output fit its output schema
   (see :mod:`dwf.dsl._dataflow`).
+
+Each step list is a :class:`Frame` with its graph: edges are ``next`` (when the step falls
+through), ``on_error``, ``targets()`` and ``resume_targets()`` (a halt's ``resume_step`` counts),
+and ``order`` lists the steps reachable from the first one. Parallel branches form a frame of
+independent steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from dwf.dsl._dataflow import Frame, Hooks, Reporter, VariableCheck, build_frame, field_path, jumps
+from dwf.dsl._dataflow import VariableCheck, field_path
 from dwf.dsl.model import StepDef, WorkflowDefinition
-from dwf.errors import Diagnostic
-from dwf.extensions import FINISHED, Registry, default_registry, did_you_mean
+from dwf.errors import Diagnostic, Severity
+from dwf.extensions import FINISHED, BodySpec, Registry, StepType, default_registry, did_you_mean
 
 __all__ = ["validate"]
 
@@ -130,11 +137,8 @@ class _StructureCheck:
             f"{frame.where}; a step can only go to steps of its own list"
         )
         if label == "next":
-            message += (
-                " (leave 'next' empty to end the workflow)"
-                if frame.kind == "top"
-                else (" (leave 'next' empty to end the iteration)")
-            )
+            ending = "workflow" if frame.kind == "top" else "iteration"
+            message += f" (leave 'next' empty to end the {ending})"
         return message
 
     def _sub_workflow(self, step: StepDef) -> None:
@@ -155,7 +159,161 @@ def _branch_jump(label: str, target: str) -> str:
             f"'next' of a parallel branch must be empty, got '{target}': a branch is one step "
             "and ends after it"
         )
-    return (
+    message = (
         f"'{label}' of a parallel branch cannot go to '{target}': a branch is one step; use "
-        f"'{FINISHED}' to end the branch, or put '{label}' on the parallel step"
+        f"'{FINISHED}' to end the branch"
     )
+    return message + (", or put 'on_error' on the parallel step" if label == "on_error" else "")
+
+
+# ------------------------------------------------------------------------------------------
+# The step graphs (also used by dwf.dsl._dataflow)
+
+
+FrameKind = Literal["top", "body", "branches"]
+
+
+class Reporter:
+    """Collects diagnostics located at a step's field (or the step, or the document)."""
+
+    def __init__(self, definition: WorkflowDefinition) -> None:
+        self.definition = definition
+        self._found: list[Diagnostic] = []
+
+    def add(
+        self,
+        message: str,
+        step: StepDef | None = None,
+        path: tuple[str | int, ...] = (),
+        *,
+        severity: Severity = "error",
+    ) -> None:
+        full = (step.source_path if step is not None else ()) + path
+        mark = self.definition.mark(full)
+        self._found.append(
+            Diagnostic(
+                message,
+                file=self.definition.file,
+                line=mark.line if mark else None,
+                column=mark.column if mark else None,
+                step_id=step.id if step is not None else None,
+                severity=severity,
+            )
+        )
+
+    def line_of(self, step: StepDef) -> int | None:
+        mark = self.definition.mark((*step.source_path, "id"))
+        return mark.line if mark else None
+
+    def diagnostics(self) -> list[Diagnostic]:
+        """Everything found, in source order (unlocated ones last, in the order found)."""
+        return sorted(self._found, key=lambda d: (d.line is None, d.line or 0, d.column or 0))
+
+
+class Hooks:
+    """The registry's step types; an unregistered type gets the neutral base hooks."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._neutral: StepType[Any] = StepType()
+
+    def of(self, step: StepDef) -> StepType[Any]:
+        if self.registry.has_step(step.type):
+            return self.registry.step_type(step.type)
+        return self._neutral
+
+
+@dataclass(frozen=True)
+class Jump:
+    """A place a step can go: ``label`` is the field (``next``, ``routes[0].then``)."""
+
+    label: str
+    target: str
+    kind: Literal["next", "error", "target", "resume"]
+
+
+def jumps(step: StepDef, step_type: StepType[Any]) -> list[Jump]:
+    """Every jump of a step (a halt's ``next`` is there twice: as ``next`` and to resume)."""
+    found = []
+    if step.next is not None:
+        found.append(Jump("next", step.next, "next"))
+    if step.on_error is not None:
+        found.append(Jump("on_error", step.on_error, "error"))
+    found += [Jump(label, t, "target") for label, t in step_type.targets(step) if t]
+    found += [Jump(label, t, "resume") for label, t in step_type.resume_targets(step) if t]
+    return found
+
+
+@dataclass
+class Frame:
+    """One list of steps and its graph.
+
+    ``edges[i]`` are ``(j, is_error)`` pairs; ``order`` holds the steps reachable from the first
+    one in reverse postorder (every step for ``branches``); ``children[i]`` the frames of the
+    bodies of step ``i``.
+    """
+
+    steps: Sequence[StepDef]
+    kind: FrameKind
+    where: str
+    index: dict[str, int]
+    edges: list[list[tuple[int, bool]]]
+    order: list[int]
+    children: list[list[tuple[BodySpec, Frame]]]
+
+    def walk(self) -> Iterator[Frame]:
+        """This frame and every nested one, depth first."""
+        yield self
+        for bodies in self.children:
+            for _, child in bodies:
+                yield from child.walk()
+
+
+def build_frame(
+    steps: Sequence[StepDef],
+    hooks: Hooks,
+    kind: FrameKind = "top",
+    where: str = "the top-level steps",
+) -> Frame:
+    index: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        index.setdefault(step.id, i)
+    edges: list[list[tuple[int, bool]]] = [[] for _ in steps]
+    children: list[list[tuple[BodySpec, Frame]]] = []
+    for i, step in enumerate(steps):
+        step_type = hooks.of(step)
+        if kind != "branches":
+            falls_through = step_type.falls_through(step)
+            for jump in jumps(step, step_type):
+                j = index.get(jump.target)
+                if j is not None and (jump.kind != "next" or falls_through):
+                    edges[i].append((j, jump.kind == "error"))
+        nested = []
+        for body in step_type.bodies(step):
+            inner: FrameKind = "body" if body.sequential else "branches"
+            label = f"the '{body.field}' of step '{step.id}'"
+            nested.append((body, build_frame(body.steps, hooks, inner, label)))
+        children.append(nested)
+    order = list(range(len(steps))) if kind == "branches" else _reverse_postorder(edges)
+    return Frame(steps, kind, where, index, edges, order, children)
+
+
+def _reverse_postorder(edges: list[list[tuple[int, bool]]]) -> list[int]:
+    if not edges:
+        return []
+    seen = [False] * len(edges)
+    seen[0] = True
+    postorder: list[int] = []
+    stack = [(0, iter(edges[0]))]
+    while stack:
+        node, successors = stack[-1]
+        for j, _ in successors:
+            if not seen[j]:
+                seen[j] = True
+                stack.append((j, iter(edges[j])))
+                break
+        else:
+            stack.pop()
+            postorder.append(node)
+    postorder.reverse()
+    return postorder

@@ -52,6 +52,8 @@ class ApprovalStep(StepType[ApprovalConfig]):
             )
         if decision is not None and decision.approved is not None:
             ctx.state_delete("requested_at")
+            if decision.response is not None:
+                ctx.set("response", decision.response)
             record = {"approved": decision.approved, "by": decision.by}
             if decision.approved:
                 return Continue(output=record)
@@ -88,4 +90,5 @@ class ApprovalStep(StepType[ApprovalConfig]):
         return found
 
     def outputs(self, step: StepDef) -> list[str]:
-        return ["response"]
+        # `$response` is set only when the decision came with one; not promised to the validator.
+        return []

@@ -53,7 +53,9 @@ class ParallelStep(StepType[ParallelConfig]):
                 ctx.set(config.output, outputs)
             return Continue(output=outputs)
         halted = [r for r in results if r.status == "halted" and r.halt is not None]
-        if halted and halted[0].halt is not None:
+        # Halt only if answering could still complete the step; otherwise the person would be
+        # asked about a step that has already failed.
+        if halted and halted[0].halt is not None and len(completed) + len(halted) >= required:
             return halted[0].halt
         failed = [r for r in results if r.status == "failed"]
         detail = "; ".join(
