@@ -474,11 +474,13 @@ async def _run_step(
         deadline_left = None if run.record.deadline is None else run.record.deadline - run.now()
         if deadline_left is not None and (limit is None or deadline_left < limit):
             limit = max(deadline_left, 0.0)
+        timer: asyncio.Timeout | None = None
+        error_exc: BaseException
         try:
             if limit is None:
                 outcome: Outcome = await step_type.execute(step, ctx)
             else:
-                async with asyncio.timeout(limit):
+                async with asyncio.timeout(limit) as timer:
                     outcome = await step_type.execute(step, ctx)
         except (LeaseLost, Cancelled):
             ctx.discard()
@@ -495,17 +497,20 @@ async def _run_step(
             return await _route_error(run, frame, step, path, failure.error, started, attempt)
         except TimeoutError as exc:
             ctx.discard()
-            if timeout is None or (deadline_left is not None and deadline_left <= timeout):
+            if timer is None or not timer.expired():
+                error_exc = exc  # the step's own code raised TimeoutError: an ordinary failure
+            elif timeout is None or (deadline_left is not None and deadline_left <= timeout):
                 raise WorkflowTimeout(
                     f"workflow '{run.definition.id}' ran past its deadline while step "
                     f"'{step.id}' was running",
                     execution_id=run.id,
                     step=step.id,
                 ) from exc
-            error_exc: BaseException = StepTimeout(
-                f"step '{step.id}' timed out after {timeout:g}s", step=step.id
-            )
-            error_exc.__cause__ = exc
+            else:
+                error_exc = StepTimeout(
+                    f"step '{step.id}' timed out after {timeout:g}s", step=step.id
+                )
+                error_exc.__cause__ = exc
         except WorkflowTimeout:
             ctx.discard()
             raise
@@ -548,8 +553,9 @@ async def _route_error(
     assert step.on_error is not None
     failed = run.entry(step, path, "failed", started, attempt=attempt, error=error)
     run.delete_state_under(path)
-    frame.scope.set("_last_error", {k: error.get(k) for k in ("step", "type", "message")})
-    run.set_state(f"{frame.addr}|clear_error", step.on_error)
+    if step.on_error != FINISHED:  # `on_error: __FINISHED__` ends quietly: no handler reads it
+        frame.scope.set("_last_error", {k: error.get(k) for k in ("step", "type", "message")})
+        run.set_state(f"{frame.addr}|clear_error", step.on_error)
     run.set_state(f"{frame.addr}|pos", step.on_error)
     await run.commit(path, [failed])
     return step.on_error, None

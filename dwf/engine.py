@@ -751,9 +751,9 @@ def bundle(
     doc = {
         "dwf_bundle": 1,
         "main": workflow.raw,
-        "workflows": {k: v.raw for k, v in needed.items()},
+        "workflows": {k: needed[k].raw for k in sorted(needed)},
     }
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)  # key order is meaningful
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest(), text, needed
 
 

@@ -85,6 +85,8 @@ class Services:
         for name, obj in vars(module).items():
             if not _is_public(name) or isinstance(obj, ModuleType):
                 continue
+            if inspect.isclass(obj) and issubclass(obj, BaseException):
+                continue  # an error type the services raise, not a service
             if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.iscoroutinefunction(obj):
                 if getattr(obj, "__module__", None) != module.__name__:
                     continue  # imported from elsewhere, not defined here

@@ -149,10 +149,11 @@ class WorkflowDefinition:
         return cached
 
     def canonical_json(self) -> str:
-        """The document as canonical JSON (sorted keys): what the store keeps for pinning."""
+        """The document as compact JSON: what the store keeps for pinning. Key order is kept
+        (it is meaningful: assignments and transform operations run in mapping order)."""
         cached: str | None = self.__dict__.get("_canonical")
         if cached is None:
-            cached = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            cached = json.dumps(self.raw, separators=(",", ":"), ensure_ascii=False)
             object.__setattr__(self, "_canonical", cached)
         return cached
 

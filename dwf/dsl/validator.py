@@ -107,7 +107,7 @@ class _StructureCheck:
             for label, message in self.hooks.of(step).check(step, self.definition):
                 self.report.add(message, step, field_path(step, label))
             if i not in reached:
-                message = f"step '{step.id}' is never reached"
+                message = "unreachable: no step leads here"
                 self.report.add(message, step, ("id",), severity="warning")
 
     def _jumps(self, frame: Frame, step: StepDef) -> None:
@@ -288,6 +288,12 @@ def build_frame(
                 j = index.get(jump.target)
                 if j is not None and (jump.kind != "next" or falls_through):
                     edges[i].append((j, jump.kind == "error"))
+            if kind == "body" and step.next is None and i + 1 < len(steps):
+                # In a body, a step without `next` continues with the following one (for a
+                # halt: when it is resumed).
+                resumes_on = not (step_type.targets(step) or step_type.resume_targets(step))
+                if falls_through or (resumes_on and step.type != "end"):
+                    edges[i].append((i + 1, False))
         nested = []
         for body in step_type.bodies(step):
             inner: FrameKind = "body" if body.sequential else "branches"

@@ -20,6 +20,8 @@ class ApprovalConfig(StepConfig):
     on_reject: str | None = None
     timeout: float | None = Field(default=None, gt=0)
     on_timeout: str | None = None
+    #: A variable that receives the decision: ``{decision, approved, by, response}``.
+    output: str | None = None
 
 
 def _iso(ts: float) -> str:
@@ -43,8 +45,16 @@ class ApprovalStep(StepType[ApprovalConfig]):
         timed_out = expires_at is not None and ctx.now() >= expires_at
         if decision is not None and (decision.timed_out or timed_out):
             ctx.state_delete("requested_at")
+            record: dict[str, Any] = {
+                "decision": "timed_out",
+                "approved": None,
+                "by": None,
+                "response": None,
+            }
+            if config.output is not None:
+                ctx.set(config.output, record)
             if config.on_timeout is not None:
-                return Continue(next=config.on_timeout, output={"decision": "timed_out"})
+                return Continue(next=config.on_timeout, output=record)
             raise StepFailed(
                 f"approval '{step.id}' timed out after {config.timeout:g}s without a decision "
                 "and has no 'on_timeout' step",
@@ -54,7 +64,14 @@ class ApprovalStep(StepType[ApprovalConfig]):
             ctx.state_delete("requested_at")
             if decision.response is not None:
                 ctx.set("response", decision.response)
-            record = {"approved": decision.approved, "by": decision.by}
+            record = {
+                "decision": "approved" if decision.approved else "rejected",
+                "approved": decision.approved,
+                "by": decision.by,
+                "response": decision.response,
+            }
+            if config.output is not None:
+                ctx.set(config.output, record)
             if decision.approved:
                 return Continue(output=record)
             if config.on_reject is not None:
@@ -91,4 +108,5 @@ class ApprovalStep(StepType[ApprovalConfig]):
 
     def outputs(self, step: StepDef) -> list[str]:
         # `$response` is set only when the decision came with one; not promised to the validator.
-        return []
+        config: ApprovalConfig = step.config  # type: ignore[assignment]
+        return [config.output] if config.output else []

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import field_validator
 
+from dwf import expr
 from dwf.dsl.model import StepDef
 from dwf.extensions import Continue, Outcome, StepConfig, StepType
 from dwf.runtime import StepContext
@@ -40,6 +41,20 @@ class AssignStep(StepType[AssignConfig]):
             ctx.set(name, assigned[name])
         # The output (audit entry, loop iteration result) is what was assigned.
         return Continue(output=assigned)
+
+    def reads(self, step: StepDef) -> list[tuple[str, str]]:
+        config: AssignConfig = step.config  # type: ignore[assignment]
+        found: list[tuple[str, str]] = []
+        earlier: set[str] = set()
+        for name, raw in config.set.items():
+            # Later values may read earlier ones of the same step.
+            found.extend(
+                (f"set.{name}", ref)
+                for ref in expr.references(raw)
+                if ref.split(".", 1)[0] not in earlier
+            )
+            earlier.add(name)
+        return found
 
     def outputs(self, step: StepDef) -> list[str]:
         config: AssignConfig = step.config  # type: ignore[assignment]

@@ -664,12 +664,27 @@ async def test_json_like_results_are_converted_before_they_are_stored(
     assert (result.status, result.output) == ("completed", stored)
 
 
-@pytest.mark.parametrize("value", [object(), float("nan"), b"bytes"], ids=["object", "nan", "bytes"])
+@pytest.mark.parametrize(
+    "value", [object(), float("nan"), b"bytes"], ids=["object", "nan", "bytes"]
+)
 async def test_a_result_that_cannot_be_stored_fails_the_step_clearly(value: Any) -> None:
     result = await run_call({"make": lambda: value}, "make", "call")
     assert result.status == "failed"
     assert "service make.call returned" in result.error["message"]
     assert "stored" in result.error["message"]
+
+
+async def test_a_result_that_cannot_be_stored_is_not_retried() -> None:
+    calls = []
+
+    def make() -> object:
+        calls.append(1)
+        return object()
+
+    extra = "retries: 2\n            retry_delay: 0"
+    result = await run_call({"make": make}, "make", "make", "null", extra)
+    assert result.status == "failed"
+    assert len(calls) == 1
 
 
 # --------------------------------------------------------------------------------- failures
@@ -681,7 +696,12 @@ async def test_an_exception_from_the_service_becomes_a_structured_error() -> Non
 
     result = await run_call({"explode": explode}, "explode", "explode")
     assert result.status == "failed"
-    assert result.error == {"type": "ValueError", "message": "bad value", "step": "do", "path": "do"}
+    assert result.error == {
+        "type": "ValueError",
+        "message": "bad value",
+        "step": "do",
+        "path": "do",
+    }
 
 
 async def test_a_failed_call_writes_no_variables() -> None:
@@ -699,20 +719,3 @@ async def test_a_failed_call_writes_no_variables() -> None:
     assert result.status == "failed"
     assert result.error["type"] == "TypeError"
     assert (await engine.get(result.execution_id)).variables == {}
-
-
-@pytest.mark.xfail(
-    reason="engine bug: to_json_safe raises a retryable StepFailed, so the service runs again",
-    strict=True,
-)
-async def test_a_result_that_cannot_be_stored_is_not_retried() -> None:
-    calls = []
-
-    def make() -> object:
-        calls.append(1)
-        return object()
-
-    extra = "retries: 2\n            retry_delay: 0"
-    result = await run_call({"make": make}, "make", "make", "null", extra)
-    assert result.status == "failed"
-    assert len(calls) == 1

@@ -393,9 +393,7 @@ async def test_recover_after_the_deadline_takes_on_timeout(
     assert approve[0].output == {"decision": "timed_out"}
 
 
-async def test_recover_of_one_execution_fires_its_timeout(
-    engine: dwf.Engine, clock: Clock
-) -> None:
+async def test_recover_of_one_execution_fires_its_timeout(engine: dwf.Engine, clock: Clock) -> None:
     result = await engine.run(workflow(TIMED))
     clock.advance(7200)
     [recovered] = await engine.recover(result.execution_id)
@@ -420,9 +418,7 @@ async def test_a_decision_before_the_deadline_wins(engine: dwf.Engine, clock: Cl
     assert await engine.recover() == []
 
 
-async def test_a_timeout_without_on_timeout_fails_the_run(
-    engine: dwf.Engine, clock: Clock
-) -> None:
+async def test_a_timeout_without_on_timeout_fails_the_run(engine: dwf.Engine, clock: Clock) -> None:
     wf = workflow("""
         steps:
           - id: approve
@@ -430,7 +426,7 @@ async def test_a_timeout_without_on_timeout_fails_the_run(
             prompt: Ship it?
             timeout: 60
         """)
-    result = await engine.run(wf)
+    await engine.run(wf)
     clock.advance(61)
     [recovered] = await engine.recover()
     assert recovered.status == "failed"
@@ -464,3 +460,39 @@ async def test_the_approval_timeout_survives_a_restart(tmp_path: object) -> None
     finally:
         await second.close()
     assert (recovered.execution_id, recovered.output) == (result.execution_id, "expired")
+
+
+async def test_approval_timeouts_inside_a_loop_fire_per_iteration(
+    engine: dwf.Engine, clock: Clock
+) -> None:
+    wf = workflow("""
+        steps:
+          - id: each
+            type: loop
+            over: [1, 2]
+            output: decisions
+            next: finish
+            do:
+              - id: approve
+                type: approval
+                prompt: "Approve $item?"
+                timeout: 60
+                on_timeout: late
+              - id: yes
+                type: assign
+                set: {decision: "yes $item"}
+                next: __FINISHED__
+              - id: late
+                type: assign
+                set: {decision: "late $item"}
+          - id: finish
+            type: end
+            result: $decisions
+        """)
+    result = await engine.run(wf)
+    clock.advance(61)
+    [recovered] = await engine.recover()
+    assert recovered.halt["path"] == "each[1]/approve"
+    assert recovered.halt["expires_at"] == clock.now + 60
+    result = await engine.resume(result.execution_id, approved=True)
+    assert result.output == [{"decision": "late 1"}, {"decision": "yes 2"}]

@@ -738,11 +738,6 @@ async def test_an_unhandled_error_in_the_body_fails_the_run_with_its_path(
     assert recorder.calls == [1, 2]
 
 
-@pytest.mark.xfail(
-    reason="engine bug: a body StepFailure bypasses the loop step's on_error in _run_step, "
-    "and the loop variables stay overwritten",
-    strict=True,
-)
 async def test_the_loop_on_error_handles_a_failure_of_its_body(
     engine: dwf.Engine, recorder: Recorder
 ) -> None:
@@ -778,3 +773,31 @@ async def test_the_loop_on_error_handles_a_failure_of_its_body(
     assert result.output["index"] is None
     assert result.output["results"] is None
     assert recorder.calls == [1, 2]
+
+
+async def test_a_break_loop_left_from_before_does_not_stop_the_loop(
+    engine: dwf.Engine, recorder: Recorder
+) -> None:
+    wf = workflow("""
+        steps:
+          - id: set
+            type: assign
+            set: {break_loop: true}
+            next: each
+          - id: each
+            type: loop
+            over: [1, 2, 3]
+            next: finish
+            do:
+              - id: rec
+                type: call
+                service: Rec
+                method: record
+                input: $item
+          - id: finish
+            type: end
+            result: $break_loop
+        """)
+    result = await engine.run(wf)
+    assert recorder.calls == [1, 2, 3]
+    assert result.output is True  # restored after the loop, like the other loop variables

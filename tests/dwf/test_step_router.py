@@ -49,7 +49,14 @@ def engine() -> dwf.Engine:
 
 @pytest.mark.parametrize(
     ("amount", "target"),
-    [(10, "small"), (49.9, "small"), (50, "medium"), (75, "medium"), (100, "large"), (1e9, "large")],
+    [
+        (10, "small"),
+        (49.9, "small"),
+        (50, "medium"),
+        (75, "medium"),
+        (100, "large"),
+        (1e9, "large"),
+    ],
 )
 async def test_the_first_matching_route_wins_else_the_default(
     engine: dwf.Engine, amount: Any, target: str
@@ -279,7 +286,7 @@ async def test_a_route_to_a_missing_step_fails_the_run(engine: dwf.Engine) -> No
 
 
 def test_an_unknown_operator_is_rejected_when_the_workflow_loads() -> None:
-    with pytest.raises(dwf.WorkflowLoadError, match="routes.0.when.op"):
+    with pytest.raises(dwf.WorkflowLoadError, match=r"routes\.0\.when\.op"):
         workflow("""
             steps:
               - id: route

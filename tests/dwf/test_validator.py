@@ -220,7 +220,7 @@ def test_an_unreachable_step_is_a_warning_not_an_error() -> None:
         """
     )
     assert errors(found) == []
-    assert warnings(found) == [(line_of(source, "id: orphan"), "step 'orphan' is never reached")]
+    assert warnings(found) == [(line_of(source, "id: orphan"), "unreachable: no step leads here")]
 
 
 def test_an_unreachable_step_inside_a_loop_body_is_a_warning() -> None:
@@ -233,12 +233,34 @@ def test_an_unreachable_step_inside_a_loop_body_is_a_warning() -> None:
             - id: first
               type: assign
               set: {x: 1}
+              next: __FINISHED__
             - id: skipped
               type: assign
               set: {y: 2}
         """
     )
-    assert warnings(found) == [(line_of(source, "id: skipped"), "step 'skipped' is never reached")]
+    assert warnings(found) == [(line_of(source, "id: skipped"), "unreachable: no step leads here")]
+
+
+def test_body_steps_without_next_continue_with_the_following_step() -> None:
+    _, found = check(
+        """
+        - id: loop
+          type: loop
+          over: [1, 2]
+          do:
+            - id: first
+              type: assign
+              set: {x: $item}
+            - id: wait
+              type: halt
+            - id: second
+              type: assign
+              set: {y: $x, z: $response}
+        """
+    )
+    assert warnings(found) == []
+    assert errors(found) == []
 
 
 def test_a_step_reached_only_through_a_halt_resume_step_is_reachable() -> None:
@@ -256,7 +278,7 @@ def test_a_step_reached_only_through_a_halt_resume_step_is_reachable() -> None:
         """
     )
     assert errors(found) == []
-    assert warnings(found) == [(line_of(source, "id: orphan"), "step 'orphan' is never reached")]
+    assert warnings(found) == [(line_of(source, "id: orphan"), "unreachable: no step leads here")]
 
 
 def test_response_is_set_after_a_halt_resumes_at_its_next() -> None:
@@ -374,7 +396,7 @@ def test_next_on_a_router_is_ignored_with_a_warning() -> None:
             line_of(source, "next: elsewhere"),
             "'next' is ignored: a 'router' step never continues to its 'next'",
         ),
-        (line_of(source, "id: elsewhere"), "step 'elsewhere' is never reached"),
+        (line_of(source, "id: elsewhere"), "unreachable: no step leads here"),
     ]
 
 
@@ -1043,7 +1065,7 @@ def test_load_workflow_raises_every_error_and_keeps_warnings() -> None:
     ]
     fixed = source.replace("$missing", "1").replace("nowhere", "__FINISHED__")
     definition = load_workflow(fixed, file="wf.yml")
-    assert [d.message for d in definition.warnings] == ["step 'orphan' is never reached"]
+    assert [d.message for d in definition.warnings] == ["unreachable: no step leads here"]
 
 
 def test_workflows_given_as_dicts_are_validated_without_lines() -> None:
