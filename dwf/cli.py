@@ -394,21 +394,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="dwf 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser, *, store: bool = True, services: bool = True) -> None:
-        if store:
-            p.add_argument(
-                "--store",
-                metavar="URL",
-                help="store URL (default: $DWF_STORE or a SQLite file in your data directory)",
-            )
-        if services:
-            p.add_argument(
-                "--services",
-                action="append",
-                metavar="FILE",
-                help="Python file whose classes and functions are services "
-                "(repeatable; also $DWF_SERVICES)",
-            )
+    def common(p: argparse.ArgumentParser) -> None:
+        # Every command takes both, even where one is unused, so one set of options (or a shell
+        # alias) works with all commands.
+        p.add_argument(
+            "--store",
+            metavar="URL",
+            help="store URL (default: $DWF_STORE or a SQLite file in your data directory)",
+        )
+        p.add_argument(
+            "--services",
+            action="append",
+            metavar="FILE",
+            help="Python file whose classes and functions are services "
+            "(repeatable; also $DWF_SERVICES)",
+        )
         p.add_argument("--no-extensions", action="store_true", help="use the core step types only")
 
     p = sub.add_parser("validate", help="check workflow files")
@@ -419,16 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="more workflows that sub-workflow steps may call",
     )
-    common(p, store=False, services=False)
+    common(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the workflow language")
-    common(p, store=False, services=False)
+    common(p)
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("graph", help="print a Mermaid flowchart of a workflow")
     p.add_argument("file", metavar="FILE")
-    common(p, store=False, services=False)
+    common(p)
     p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("run", help="run a workflow")
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="show an execution and its timeline")
     p.add_argument("execution_id", metavar="EXECUTION_ID")
     p.add_argument("--json", action="store_true")
-    common(p, services=False)
+    common(p)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("list", help="list executions")
@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", metavar="STATUS")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
-    common(p, services=False)
+    common(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser(
@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel an execution")
     p.add_argument("execution_id", metavar="EXECUTION_ID")
     p.add_argument("--json", action="store_true")
-    common(p, services=False)
+    common(p)
     p.set_defaults(func=cmd_cancel)
     return parser
 

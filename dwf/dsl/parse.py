@@ -6,6 +6,7 @@ Every problem is collected as a located :class:`Diagnostic`; parsing raises one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,11 +15,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from dwf.dsl.model import InputSpec, StepDef, WorkflowDefinition, _Header
 from dwf.dsl.yaml_source import Path, SourceDocument
 from dwf.errors import Diagnostic
-from dwf.extensions import CORE_TOP_LEVEL_KEYS, Registry, did_you_mean
+from dwf.extensions import CORE_TOP_LEVEL_KEYS, FINISHED, Registry, did_you_mean
 
 __all__ = ["parse_document"]
 
 STEP_COMMON_KEYS = ("id", "type", "next", "on_error")
+_BAD_ID = re.compile(r"[\s/\[\]|#$:]")
 
 # Top-level keys that belong to extensions dwf knows about; without the extension installed they
 # are reported as a warning that says what to install, not as a typo.
@@ -101,8 +103,10 @@ class _Parser:
                     if model is not None and len(loc) == 1
                     else []
                 )
-                known = f" Valid keys: {', '.join(choices)}." if choices else ""
-                message = f"{prefix}unknown key '{name}'{did_you_mean(name, choices)}.{known}"
+                common = list(STEP_COMMON_KEYS) if step_id is not None and choices else []
+                known = f" Valid keys: {', '.join([*choices, *common])}." if choices else ""
+                suggestion = did_you_mean(name, [*choices, *common])
+                message = f"{prefix}unknown key '{name}'{suggestion}.{known}"
                 self.report(path, message, step_id=step_id, key=True)
             elif kind == "missing":
                 parent = base + loc[:-1]
@@ -112,11 +116,13 @@ class _Parser:
                 detail = err["msg"]
                 if kind == "value_error":
                     detail = detail.removeprefix("Value error, ")
-                shown = repr(got) if not isinstance(got, dict | list) else _type_name(got)
+                detail = re.sub(r"instance of \w+", "mapping", detail)
+                got_text = _type_name(got)
+                if not isinstance(got, dict | list):
+                    got_text += f" {got!r}"
                 self.report(
                     path,
-                    f"{prefix}'{where}': {detail[0].lower()}{detail[1:]} (got {_type_name(got)} "
-                    f"{shown})"
+                    f"{prefix}'{where}': {detail[0].lower()}{detail[1:]} (got {got_text})"
                     if where
                     else f"{prefix}{detail}",
                     step_id=step_id,
@@ -261,6 +267,13 @@ class _Parser:
                 else f"'id' must be a string, got {_type_name(step_id)}"
             )
             self.report(path if step_id is None else (*path, "id"), f"step: {what}")
+            return None
+        if _BAD_ID.search(step_id) or step_id == FINISHED:
+            self.report(
+                (*path, "id"),
+                f"step id '{step_id}' may not contain spaces or any of / [ ] | # $ : "
+                "(they mark step paths); use letters, digits, '_', '-' or '.'",
+            )
             return None
         ok = True
         for key in ("next", "on_error"):

@@ -125,7 +125,7 @@ class _StructureCheck:
                 self.report.add(self._unknown(frame, jump.label, jump.target), step, where)
         others = {jump.target for jump in found if jump.kind in ("target", "resume")}
         if step.next is not None and not step_type.falls_through(step) and step.next not in others:
-            message = f"'next' is ignored: a '{step.type}' step never continues to its 'next'"
+            message = f"'next' is ignored: {step.type} steps never continue to their 'next'"
             self.report.add(message, step, ("next",), severity="warning")
 
     def _unknown(self, frame: Frame, label: str, target: str) -> str:

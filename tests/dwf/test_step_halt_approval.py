@@ -294,7 +294,9 @@ async def test_the_decision_and_who_made_it_are_recorded(engine: dwf.Engine) -> 
     resumed = next(e for e in entries if e.action == "resumed")
     assert resumed.output == {"approved": True, "response": None, "by": "alice"}
     decided = [e for e in entries if e.step_id == "approve" and e.action == "completed"]
-    assert [e.output for e in decided] == [{"approved": True, "by": "alice"}]
+    assert [e.output for e in decided] == [
+        {"decision": "approved", "approved": True, "by": "alice", "response": None}
+    ]
 
 
 async def test_a_decision_does_not_leak_into_a_later_approval(engine: dwf.Engine) -> None:
@@ -390,7 +392,12 @@ async def test_recover_after_the_deadline_takes_on_timeout(
     actions = [(e.step_id, e.action) for e in await engine.entries(result.execution_id)]
     assert ("approve", "timed_out") in actions
     approve = [e for e in await engine.entries(result.execution_id) if e.action == "completed"]
-    assert approve[0].output == {"decision": "timed_out"}
+    assert approve[0].output == {
+        "decision": "timed_out",
+        "approved": None,
+        "by": None,
+        "response": None,
+    }
 
 
 async def test_recover_of_one_execution_fires_its_timeout(engine: dwf.Engine, clock: Clock) -> None:

@@ -394,7 +394,7 @@ def test_next_on_a_router_is_ignored_with_a_warning() -> None:
     assert warnings(found) == [
         (
             line_of(source, "next: elsewhere"),
-            "'next' is ignored: a 'router' step never continues to its 'next'",
+            "'next' is ignored: router steps never continue to their 'next'",
         ),
         (line_of(source, "id: elsewhere"), "unreachable: no step leads here"),
     ]
