@@ -1,0 +1,596 @@
+"""The SQL of :class:`dwf.storage.postgres.PostgresStore`: schema, migrations and one coroutine per
+operation. Each takes a connection from the store's pool (in autocommit mode) and opens the
+transaction it needs; values arrive already encoded as JSON text.
+
+JSON values live in ``json`` columns, not ``jsonb``: ``json`` keeps the text it is given, so every
+value comes back exactly as written. ``jsonb`` would print ``1e300`` as a 301-digit integer, drop
+the sign of ``-0.0``, reorder keys, and refuse ``"\\u0000"`` and lone surrogates, all of which
+dwf must round-trip. Nothing in dwf queries inside these values, so ``jsonb``'s indexing would
+not be used anyway; the ``json`` operators (``->``, ``->>``) still work for ad-hoc SQL.
+
+Statements that depend on an earlier result run in pipeline mode where libpq supports it, so a
+checkpoint costs two round trips (lock and check, then every write and the commit), whatever
+the number of variables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import astuple, dataclass, fields
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+from dwf.errors import InvalidTransition, LeaseLost, StoreError
+from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary, Status
+
+Connection = psycopg.AsyncConnection[Any]
+
+# Each migration is a list of statements, applied in order in one transaction; never edit a
+# released one, append a new one. schema_version holds one row per applied migration. Ids and
+# keys use the "C" collation so that listings sort bytewise, as in the other stores.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE definitions (
+            hash TEXT COLLATE "C" PRIMARY KEY,
+            source TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE executions (
+            id TEXT COLLATE "C" PRIMARY KEY,
+            workflow_id TEXT COLLATE "C" NOT NULL,
+            definition_hash TEXT NOT NULL,
+            status TEXT NOT NULL,
+            input JSON NOT NULL,
+            position JSON NOT NULL,
+            output JSON,
+            halt JSON,
+            error JSON,
+            parent_id TEXT COLLATE "C",
+            parent_step TEXT,
+            owner TEXT,
+            lease_expires_at DOUBLE PRECISION,
+            deadline DOUBLE PRECISION,
+            wake_at DOUBLE PRECISION,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            version BIGINT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX executions_by_created ON executions (created_at, id)",
+        "CREATE INDEX executions_by_workflow ON executions (workflow_id, created_at, id)",
+        "CREATE INDEX executions_by_status ON executions (status, created_at, id)",
+        "CREATE INDEX executions_by_parent ON executions (parent_id, created_at, id)"
+        " WHERE parent_id IS NOT NULL",
+        # find_due: partial indexes hold only executions that can be due.
+        "CREATE INDEX executions_due_lease ON executions (lease_expires_at)"
+        " WHERE status = 'running' AND lease_expires_at IS NOT NULL",
+        "CREATE INDEX executions_due_wake ON executions (wake_at)"
+        " WHERE status IN ('pending', 'running', 'halted') AND wake_at IS NOT NULL",
+        "CREATE INDEX executions_due_deadline ON executions (deadline)"
+        " WHERE status IN ('pending', 'running', 'halted') AND deadline IS NOT NULL",
+        """CREATE TABLE variables (
+            execution_id TEXT COLLATE "C" NOT NULL,
+            name TEXT COLLATE "C" NOT NULL,
+            value JSON NOT NULL,
+            PRIMARY KEY (execution_id, name)
+        )""",
+        """CREATE TABLE state (
+            execution_id TEXT COLLATE "C" NOT NULL,
+            key TEXT COLLATE "C" NOT NULL,
+            value JSON NOT NULL,
+            PRIMARY KEY (execution_id, key)
+        )""",
+        """CREATE TABLE entries (
+            execution_id TEXT COLLATE "C" NOT NULL,
+            seq BIGINT NOT NULL,
+            step_path TEXT NOT NULL,
+            step_id TEXT NOT NULL,
+            step_type TEXT NOT NULL,
+            action TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            finished_at DOUBLE PRECISION NOT NULL,
+            output JSON,
+            error JSON,
+            PRIMARY KEY (execution_id, seq)
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+TABLES = ("definitions", "executions", "variables", "state", "entries")
+
+
+@dataclass(slots=True)
+class ExecutionRow:
+    """The ``executions`` columns, in table order, with JSON fields encoded."""
+
+    id: str
+    workflow_id: str
+    definition_hash: str
+    status: str
+    input: str
+    position: str
+    output: str | None
+    halt: str | None
+    error: str | None
+    parent_id: str | None
+    parent_step: str | None
+    owner: str | None
+    lease_expires_at: float | None
+    deadline: float | None
+    wake_at: float | None
+    cancel_requested: bool
+    version: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(slots=True)
+class EntryRow:
+    """An audit entry with its JSON fields encoded (``seq`` is assigned on insert)."""
+
+    step_path: str
+    step_id: str
+    step_type: str
+    action: str
+    attempt: int
+    started_at: float
+    finished_at: float
+    output: str | None
+    error: str | None
+
+
+@dataclass(slots=True)
+class CheckpointRow:
+    """A checkpoint with its values encoded; ``fields`` holds the optional column updates."""
+
+    execution_id: str
+    owner: str
+    status: str
+    position: str
+    set_variables: list[tuple[str, str]]
+    delete_variables: list[str]
+    set_state: list[tuple[str, str]]
+    delete_state: list[str]
+    entries: list[EntryRow]
+    fields: dict[str, Any]
+    lease_expires_at: float | None
+    now: float
+
+
+_JSON_COLUMNS = frozenset({"input", "position", "output", "halt", "error"})
+_EXEC_COLUMNS = ", ".join(f.name for f in fields(ExecutionRow))
+_EXEC_VALUES = ", ".join(
+    "%s::json" if f.name in _JSON_COLUMNS else "%s" for f in fields(ExecutionRow)
+)
+_SUMMARY_COLUMNS = (
+    "id, workflow_id, status, parent_id, owner, lease_expires_at, deadline, wake_at,"
+    " cancel_requested, version, created_at, updated_at"
+)
+# The record and its two maps in one statement, so one snapshot.
+_LOAD_COLUMNS = (
+    ", ".join(f"e.{f.name}" for f in fields(ExecutionRow))
+    + ", (SELECT COALESCE(json_object_agg(v.name, v.value), '{}') FROM variables v"
+    " WHERE v.execution_id = e.id)"
+    + ", (SELECT COALESCE(json_object_agg(s.key, s.value), '{}') FROM state s"
+    " WHERE s.execution_id = e.id)"
+)
+_ENTRY_COLUMNS = ", ".join(f.name for f in fields(EntryRow))
+_ENTRY_TYPES = "text[], text[], text[], text[], int[], float8[], float8[], text[], text[]"
+_INSERT_ENTRIES = (
+    f"INSERT INTO entries (execution_id, seq, {_ENTRY_COLUMNS})"
+    " SELECT %s, last.seq + t.ord, t.step_path, t.step_id, t.step_type, t.action, t.attempt,"
+    " t.started_at, t.finished_at, t.output::json, t.error::json"
+    " FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM entries WHERE execution_id = %s) AS last,"
+    " unnest(" + ", ".join(f"%s::{t}" for t in _ENTRY_TYPES.split(", ")) + ")"
+    f" WITH ORDINALITY AS t({_ENTRY_COLUMNS}, ord)"
+)
+
+
+def _upsert_sql(table: str, key: str) -> str:
+    return (
+        f"INSERT INTO {table} (execution_id, {key}, value)"
+        " SELECT %s, t.name, t.value::json FROM unnest(%s::text[], %s::text[]) AS t(name, value)"
+        f" ON CONFLICT (execution_id, {key}) DO UPDATE SET value = excluded.value"
+    )
+
+
+_UPSERT = {"variables": _upsert_sql("variables", "name"), "state": _upsert_sql("state", "key")}
+_DELETE_KEYS = {
+    "variables": "DELETE FROM variables WHERE execution_id = %s AND name = ANY(%s::text[])",
+    "state": "DELETE FROM state WHERE execution_id = %s AND key = ANY(%s::text[])",
+}
+
+
+@contextlib.asynccontextmanager
+async def _batched(conn: Connection) -> AsyncIterator[None]:
+    """Pipeline mode where libpq has it: statements go out together, results come back at the
+    next fetch or at the end. The same statements, one at a time, elsewhere."""
+    if psycopg.Pipeline.is_supported():
+        async with conn.pipeline():
+            yield
+    else:
+        yield
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+async def migrate(conn: Connection, where: str) -> None:
+    """Bring the schema up to :data:`SCHEMA_VERSION` (no-op when current).
+
+    Concurrent openers are safe: the migration runs under a transaction-level advisory lock
+    keyed on the search path, and checks the version again once it holds the lock.
+
+    Raises:
+        StoreError: The schema belongs to a newer dwf, or holds tables dwf did not create.
+    """
+    if await _schema_version(conn, where) == SCHEMA_VERSION:
+        return  # the common case takes no lock
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('dwf.migrate'),"
+            " hashtext(current_setting('search_path')))"
+        )
+        schema, exists = await _target_schema(conn)
+        if not exists:
+            await conn.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
+        found = await _schema_version(conn, where)
+        if found == 0:
+            cursor = await conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = %s AND table_name = ANY(%s::text[])",
+                (schema, list(TABLES)),
+            )
+            others = sorted(str(row[0]) for row in await cursor.fetchall())
+            if others:
+                raise StoreError(
+                    f"the PostgreSQL schema {schema!r} at {where} already holds tables named "
+                    f"like dwf's ({', '.join(others)}) but no dwf schema_version table. Give dwf "
+                    "its own schema with ?schema=dwf in the store URL.",
+                    schema=schema,
+                )
+            await conn.execute(
+                "CREATE TABLE schema_version"
+                " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, time.time()))
+
+
+async def _target_schema(conn: Connection) -> tuple[str, bool]:
+    """The schema dwf's tables are (or will be) in: the first of the search path that exists,
+    else the first named; and whether it exists."""
+    cursor = await conn.execute("SELECT current_schemas(false), current_setting('search_path')")
+    row = await cursor.fetchone()
+    assert row is not None
+    existing, path = row
+    if existing:
+        return str(existing[0]), True
+    first = str(path).split(",")[0].strip().strip('"')
+    return ("public" if not first or first == "$user" else first), False
+
+
+async def _schema_version(conn: Connection, where: str) -> int:
+    cursor = await conn.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+    row = await cursor.fetchone()
+    found = 0
+    if row is not None and row[0]:
+        cursor = await conn.execute("SELECT MAX(version) FROM schema_version")
+        got = await cursor.fetchone()
+        found = int(got[0] or 0) if got else 0
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"the PostgreSQL store at {where} was written by a newer dwf (schema version "
+            f"{found}; this dwf knows up to {SCHEMA_VERSION}). Upgrade dwf (pip install -U "
+            "dwf) to use it.",
+            schema_version=found,
+        )
+    return found
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+async def create(
+    conn: Connection,
+    row: ExecutionRow,
+    variables: list[tuple[str, str]],
+    state: list[tuple[str, str]],
+    definition: str,
+) -> ExecutionRecord:
+    async with _batched(conn), conn.transaction():
+        await conn.execute(
+            "INSERT INTO definitions (hash, source, created_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (hash) DO NOTHING",
+            (row.definition_hash, definition, row.created_at),
+        )
+        cursor = await conn.execute(
+            f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES ({_EXEC_VALUES})"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            astuple(row),
+        )
+        if await cursor.fetchone() is None:
+            raise InvalidTransition(
+                f"execution '{row.id}' already exists; choose another id", execution_id=row.id
+            )
+        await _upsert(conn, "variables", row.id, variables)
+        await _upsert(conn, "state", row.id, state)
+        cursor = await conn.execute(
+            f"SELECT {_LOAD_COLUMNS} FROM executions e WHERE e.id = %s", (row.id,)
+        )
+        found = await cursor.fetchone()
+    assert found is not None
+    return _record(found)
+
+
+async def load(conn: Connection, execution_id: str) -> ExecutionRecord | None:
+    cursor = await conn.execute(
+        f"SELECT {_LOAD_COLUMNS} FROM executions e WHERE e.id = %s", (execution_id,)
+    )
+    found = await cursor.fetchone()
+    return None if found is None else _record(found)
+
+
+async def load_definition(conn: Connection, definition_hash: str) -> str | None:
+    cursor = await conn.execute(
+        "SELECT source FROM definitions WHERE hash = %s", (definition_hash,)
+    )
+    found = await cursor.fetchone()
+    return None if found is None else str(found[0])
+
+
+async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
+    eid = cp.execution_id
+    async with _batched(conn), conn.transaction():
+        cursor = await conn.execute(
+            "SELECT owner, status, lease_expires_at, version FROM executions"
+            " WHERE id = %s FOR UPDATE",
+            (eid,),
+        )
+        found = await cursor.fetchone()
+        if found is None or found[0] != cp.owner:
+            raise _lease_lost(eid, cp.owner, found)
+        _, _, lease, version = found
+        # Deletes first, then sets: a name in both ends up set.
+        for table, names in (("variables", cp.delete_variables), ("state", cp.delete_state)):
+            if names:
+                await conn.execute(_DELETE_KEYS[table], (eid, names))
+        await _upsert(conn, "variables", eid, cp.set_variables)
+        await _upsert(conn, "state", eid, cp.set_state)
+        await _append_entries(conn, eid, cp.entries)
+        running = cp.status == Status.RUNNING.value
+        if cp.lease_expires_at is not None:
+            lease = cp.lease_expires_at
+        columns: dict[str, Any] = {
+            "status": cp.status,
+            "position": cp.position,
+            "owner": cp.owner if running else None,
+            "lease_expires_at": lease if running else None,
+            **cp.fields,
+            "version": version + 1,
+            "updated_at": cp.now,
+        }
+        assignments = ", ".join(
+            f"{name} = %s::json" if name in _JSON_COLUMNS else f"{name} = %s" for name in columns
+        )
+        await conn.execute(
+            f"UPDATE executions SET {assignments} WHERE id = %s", (*columns.values(), eid)
+        )
+    return int(version) + 1
+
+
+async def claim(
+    conn: Connection,
+    execution_id: str,
+    owner: str,
+    lease_expires_at: float,
+    expected_version: int,
+    now: float,
+) -> ExecutionRecord | None:
+    # One statement: the update and the read of the claimed record see one snapshot.
+    cursor = await conn.execute(
+        "WITH e AS (UPDATE executions SET status = 'running', owner = %s, lease_expires_at = %s,"
+        " version = version + 1, updated_at = %s WHERE id = %s AND version = %s RETURNING *)"
+        f" SELECT {_LOAD_COLUMNS} FROM e",
+        (owner, lease_expires_at, now, execution_id, expected_version),
+    )
+    found = await cursor.fetchone()
+    return None if found is None else _record(found)
+
+
+async def renew(conn: Connection, execution_id: str, owner: str, lease_expires_at: float) -> bool:
+    cursor = await conn.execute(
+        "UPDATE executions SET lease_expires_at = %s"
+        " WHERE id = %s AND owner = %s AND status = 'running'",
+        (lease_expires_at, execution_id, owner),
+    )
+    return cursor.rowcount == 1
+
+
+async def set_status(
+    conn: Connection,
+    execution_id: str,
+    expected_version: int,
+    status: str,
+    error: str | None,
+    entry: EntryRow | None,
+    now: float,
+) -> bool:
+    async with _batched(conn), conn.transaction():
+        cursor = await conn.execute(
+            "UPDATE executions SET status = %s, error = %s::json, owner = NULL,"
+            " lease_expires_at = NULL, version = version + 1, updated_at = %s"
+            " WHERE id = %s AND version = %s RETURNING id",
+            (status, error, now, execution_id, expected_version),
+        )
+        if await cursor.fetchone() is None:
+            return False
+        if entry is not None:
+            await _append_entries(conn, execution_id, [entry])
+    return True
+
+
+async def request_cancel(conn: Connection, execution_id: str) -> bool:
+    cursor = await conn.execute(
+        "UPDATE executions SET cancel_requested = TRUE WHERE id = %s", (execution_id,)
+    )
+    return cursor.rowcount == 1
+
+
+async def entries(conn: Connection, execution_id: str) -> list[AuditEntry]:
+    cursor = await conn.execute(
+        f"SELECT seq, {_ENTRY_COLUMNS} FROM entries WHERE execution_id = %s ORDER BY seq",
+        (execution_id,),
+    )
+    out = []
+    for row in await cursor.fetchall():
+        seq, step_path, step_id, step_type, action, attempt, started, finished, output, error = row
+        out.append(
+            AuditEntry(
+                execution_id=execution_id,
+                step_path=step_path,
+                step_id=step_id,
+                step_type=step_type,
+                action=action,
+                started_at=started,
+                finished_at=finished,
+                attempt=attempt,
+                output=output,  # json columns arrive decoded
+                error=error,
+                seq=int(seq),
+            )
+        )
+    return out
+
+
+async def find(
+    conn: Connection,
+    workflow_id: str | None,
+    status: str | None,
+    parent_id: str | None,
+    limit: int,
+    offset: int,
+) -> list[ExecutionSummary]:
+    filters = {"workflow_id": workflow_id, "status": status, "parent_id": parent_id}
+    used = {name: value for name, value in filters.items() if value is not None}
+    where = " AND ".join(f"{name} = %s" for name in used) or "TRUE"
+    cursor = await conn.execute(
+        f"SELECT {_SUMMARY_COLUMNS} FROM executions WHERE {where}"
+        " ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+        (*used.values(), limit, offset),
+    )
+    return [_summary(row) for row in await cursor.fetchall()]
+
+
+async def find_due(conn: Connection, now: float, limit: int) -> list[ExecutionSummary]:
+    # Three OR terms, each served by its partial index.
+    cursor = await conn.execute(
+        f"SELECT {_SUMMARY_COLUMNS} FROM executions"
+        " WHERE (status = 'running' AND lease_expires_at <= %(now)s)"
+        " OR (status IN ('pending', 'running', 'halted') AND wake_at <= %(now)s)"
+        " OR (status IN ('pending', 'running', 'halted') AND deadline <= %(now)s)"
+        " ORDER BY created_at, id LIMIT %(limit)s",
+        {"now": now, "limit": limit},
+    )
+    return [_summary(row) for row in await cursor.fetchall()]
+
+
+async def delete(conn: Connection, execution_id: str) -> bool:
+    async with _batched(conn), conn.transaction():
+        # The execution row first: it waits for a checkpoint in flight, and a later one finds
+        # no row and writes nothing, so no variable, state or entry is left behind.
+        cursor = await conn.execute(
+            "DELETE FROM executions WHERE id = %s RETURNING id", (execution_id,)
+        )
+        for table in ("variables", "state", "entries"):
+            await conn.execute(f"DELETE FROM {table} WHERE execution_id = %s", (execution_id,))
+        existed = await cursor.fetchone() is not None
+    return existed
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+async def _upsert(conn: Connection, table: str, eid: str, values: list[tuple[str, str]]) -> None:
+    if values:
+        names = [name for name, _ in values]
+        texts = [text for _, text in values]
+        await conn.execute(_UPSERT[table], (eid, names, texts))
+
+
+async def _append_entries(conn: Connection, eid: str, rows: list[EntryRow]) -> None:
+    if rows:
+        columns = [list(column) for column in zip(*(astuple(row) for row in rows), strict=True)]
+        await conn.execute(_INSERT_ENTRIES, (eid, eid, *columns))
+
+
+def _record(row: tuple[Any, ...]) -> ExecutionRecord:
+    """An execution from a ``_LOAD_COLUMNS`` row (json columns arrive decoded)."""
+    (eid, workflow_id, definition_hash, status, input_, position, output, halt, error) = row[:9]
+    parent_id, parent_step, owner, lease, deadline, wake_at, cancel, version = row[9:17]
+    created_at, updated_at, variables, state = row[17:]
+    return ExecutionRecord(
+        id=eid,
+        workflow_id=workflow_id,
+        definition_hash=definition_hash,
+        status=Status(status),
+        input=input_,
+        variables=variables,
+        state=state,
+        position=position,
+        output=output,
+        halt=halt,
+        error=error,
+        parent_id=parent_id,
+        parent_step=parent_step,
+        owner=owner,
+        lease_expires_at=lease,
+        deadline=deadline,
+        wake_at=wake_at,
+        cancel_requested=bool(cancel),
+        version=int(version),
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def _summary(row: tuple[Any, ...]) -> ExecutionSummary:
+    eid, workflow_id, status, parent_id, owner, lease, deadline, wake_at, cancel, *rest = row
+    version, created_at, updated_at = rest
+    return ExecutionSummary(
+        id=eid,
+        workflow_id=workflow_id,
+        status=Status(status),
+        parent_id=parent_id,
+        owner=owner,
+        lease_expires_at=lease,
+        deadline=deadline,
+        wake_at=wake_at,
+        cancel_requested=bool(cancel),
+        version=int(version),
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def _lease_lost(execution_id: str, owner: str, found: tuple[Any, ...] | None) -> LeaseLost:
+    if found is None:
+        return LeaseLost(
+            f"execution '{execution_id}' no longer exists; stop running it",
+            execution_id=execution_id,
+            owner=owner,
+        )
+    holder = f"owned by '{found[0]}'" if found[0] else f"{found[1]} and unowned"
+    return LeaseLost(
+        f"execution '{execution_id}' is {holder}, not owned by '{owner}'; "
+        "another worker took it over or released it, so this one must stop running it",
+        execution_id=execution_id,
+        owner=owner,
+    )
