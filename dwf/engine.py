@@ -521,8 +521,29 @@ class Engine:
         self._definitions[record.definition_hash] = (definition, children)
         return definition, children
 
+    def _missing_services(
+        self, definition: WorkflowDefinition, children: Mapping[str, WorkflowDefinition]
+    ) -> list[str]:
+        needed = {
+            service
+            for workflow in (definition, *children.values())
+            for step in workflow.all_steps()
+            if step.type == "call"
+            and isinstance(service := getattr(step.config, "service", None), str)
+        }
+        return sorted(name for name in needed if name not in self.services)
+
     async def _claim(self, record: ExecutionRecord) -> Run:
         definition, children = await self._definition(record)
+        missing = self._missing_services(definition, children)
+        if missing:
+            # Continuing without them would fail the execution for good; leave it as it is.
+            raise ConfigurationError(
+                f"execution {record.id} (workflow '{record.workflow_id}') calls services that "
+                f"are not registered here: {', '.join(missing)}. Pass --services FILE (or "
+                "register them) and try again; the execution is unchanged",
+                execution_id=record.id,
+            )
         claimed = await self.store.claim(
             record.id,
             owner=self.owner,
@@ -592,6 +613,11 @@ class Engine:
             if explicit:
                 raise
             return None  # someone else recovered it first
+        except ConfigurationError as exc:
+            if explicit:
+                raise
+            logger.warning("cannot recover %s: %s", record.id, exc.message)
+            return None
         return None
 
     async def _drive(self, run: Run) -> RunResult:
@@ -637,6 +663,12 @@ class Engine:
             )  # fmt: skip
             self.emit("workflow.completed", run, output=output)
             return RunResult(run.id, "completed", output=output, workflow_id=record.workflow_id)
+        except StoreError as exc:
+            raise StoreError(
+                f"{exc.message} Execution {run.id} is left 'running' at its last checkpoint; "
+                f"`dwf recover {run.id}` continues it once the store works again.",
+                execution_id=run.id,
+            ) from exc
         except LeaseLost:
             logger.warning("lost the lease of execution %s; another process owns it now", run.id)
             current = await self.store.load(run.id)

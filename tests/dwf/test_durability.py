@@ -353,3 +353,25 @@ async def test_cancel_stops_a_halted_execution_for_good_and_a_running_one_at_its
     assert [name for name, _ in rec.calls] == ["a", "b"]  # b finished; c never started
     entries = await store.entries(execution_id)
     assert [e.step_path for e in entries if e.action == "completed"] == ["a", "b"]
+
+
+async def test_recovering_without_the_services_leaves_the_execution_untouched() -> None:
+    clock = Clock()
+    rec = Recorder()
+    store = open_store("memory://")
+    first = dwf.Engine(store, services={"rec": rec}, clock=clock)
+    execution_id = await crash_during(first, rec, dwf.parse_workflow(LINEAR), "b")
+    before = await store.load(execution_id)
+    clock.now += 60
+
+    forgetful = dwf.Engine(store, clock=clock)  # no services registered
+    assert await forgetful.recover() == []
+    with pytest.raises(dwf.ConfigurationError, match="not registered here: rec"):
+        await forgetful.recover(execution_id)
+    after = await store.load(execution_id)
+    assert after is not None and before is not None
+    assert (after.status, after.version) == (before.status, before.version)
+
+    rec.block_on = None
+    [result] = await dwf.Engine(store, services={"rec": rec}, clock=clock).recover()
+    assert result.status == "completed"
