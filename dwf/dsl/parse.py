@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from dwf import expr
 from dwf.dsl.model import InputSpec, StepDef, WorkflowDefinition, _Header
 from dwf.dsl.yaml_source import Path, SourceDocument
 from dwf.errors import Diagnostic
@@ -33,21 +34,9 @@ KNOWN_EXTENSION_STEPS = {"agent", "guardrail", "handoff", "file_search", "mcp"}
 
 
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
+    # YAML users call JSON objects "mappings".
+    name = expr.type_name(value)
+    return "mapping" if name == "object" else name
 
 
 class _Parser:
