@@ -123,9 +123,9 @@ def _store_url(job: Job) -> str:
 
 
 def _settings(job: Job) -> dict[str, str]:
-    url = _store_url(job)
     if job.storage != DURABLE:
-        return {"storage": url}
+        return {"storage": _store_url(job)}
+    url = "sqlite:///<work dir>/dwf.db?synchronous=full"
     # The journal mode is stored in the file, so it can be read back after the store closed;
     # the sync level is per connection and is reported as requested.
     path = job.workdir / "dwf.db"

@@ -8,14 +8,24 @@ import sys
 from pathlib import Path
 
 
-def describe_machine(interpreters: dict[str, str], work_dir: Path) -> dict[str, str]:
-    """CPU, OS, interpreters and the filesystem that holds the durable files."""
+def describe_machine(
+    interpreters: dict[str, str], work_dir: Path, loads: list[float]
+) -> dict[str, str]:
+    """CPU, OS, interpreters, the filesystem of the durable files, and how busy the machine was.
+
+    ``loads`` are 1-minute load averages sampled before the first job and after each one. The
+    benchmark keeps one core busy itself, so a load well above 1 means other work shared the
+    machine, which shows in the spread of the results.
+    """
     info = {
         "CPUs": str(os.cpu_count()),
         "CPU model": _cpu_model(),
         "OS": " ".join(os.uname()[i] for i in (0, 2, 4)),
         "dwf interpreter": f"Python {sys.version.split()[0]} ({sys.executable})",
         "durable files": f"{work_dir} ({_filesystem(work_dir.parent)})",
+        "load average (1 min): start / max / end": (
+            f"{loads[0]:.2f} / {max(loads):.2f} / {loads[-1]:.2f}"
+        ),
     }
     for name in ("langgraph", "dbos"):
         if name in interpreters:

@@ -35,17 +35,17 @@ SYSTEM_NOTES = {
     ),
     "dbos": (
         "A `@DBOS.workflow()` calling a `@DBOS.step()` N times, with the SQLite system "
-        "database. DBOS leaves SQLite's journal mode at its default (rollback journal); the "
-        "harness switches the file to WAL before DBOS opens it, and the sync level shown is "
-        "read back through DBOS's own engine. DBOS has no in-memory system database: the "
-        "in-memory variant is the same file on `/dev/shm` (tmpfs). Growing state: each step "
-        "returns 1 KB and the workflow accumulates a dict it returns; per-step times wrap each "
-        "step call. Halt: the documented messaging pattern, `set_event` + `recv` in the workflow, "
-        "`get_event` + `send` from the caller. On SQLite, `recv`/`get_event` learn of new rows "
-        "by polling, every 1 s by default; the halt workload sets the minimum, 1 ms, so it "
-        "measures the engine and not the timer (with the default, one cycle took about 2 s "
-        "here: one poll for `get_event`, one for `recv`). Each step commits once (its output "
-        "row), plus a few commits per workflow."
+        "database. DBOS leaves SQLite's journal mode at its default (rollback journal, which "
+        "costs more fsyncs per commit); the harness switches the file to WAL before DBOS opens "
+        "it, and the sync level shown is read back through DBOS's own engine. DBOS has no "
+        "in-memory system database: the in-memory variant is the same file on `/dev/shm` "
+        "(tmpfs). Growing state: each step returns 1 KB and the workflow accumulates a dict it "
+        "returns; per-step times wrap each step call. Halt: the documented messaging pattern, "
+        "`set_event` + `recv` in the workflow, `get_event` + `send` from the caller. On SQLite, "
+        "`recv` and `get_event` learn of new rows by polling, every 1 s by default; the halt "
+        "workload sets the minimum, 1 ms, so it measures the engine and not the timer (with the "
+        "default, one cycle took about 2 s here: one poll for `get_event`, one for `recv`). "
+        "Each step commits once (its output row), plus a few commits per workflow."
     ),
     "floor": (
         "Plain `sqlite3` in the dwf interpreter, one `INSERT` and one `COMMIT` per step into one "
@@ -67,7 +67,7 @@ class Context:
     summaries: dict[Key, Summary]
     raw: dict[Key, list[dict[str, Any]]]
     skipped: dict[str, str]
-    failures: dict[Key, str]
+    failures: dict[Key, list[str]]
     machine: dict[str, str]
     elapsed_sec: float
     command: str
@@ -176,14 +176,16 @@ def _workload_table(ctx: Context, workload: Workload, storage: str) -> list[str]
     growth_rows = []
     for system in ctx.systems:
         summary = ctx.summaries.get((system, workload.name, storage))
+        failed = len(ctx.failures.get((system, workload.name, storage), []))
         if summary is None:
-            why = "failed" if (system, workload.name, storage) in ctx.failures else "skipped"
+            why = "failed" if failed else "skipped"
             lines.append(f"| {system} | {why} (see below) | | | | | |")
             continue
+        note = f" (failed in {failed} round{'s' if failed > 1 else ''})" if failed else ""
         spread = summary.per_unit
         low, high = summary.round_medians
         lines.append(
-            f"| {system} | {_us(spread.median)} | {_us(spread.p10)}-{_us(spread.p90)} "
+            f"| {system}{note} | {_us(spread.median)} | {_us(spread.p10)}-{_us(spread.p90)} "
             f"| {_us(low)}-{_us(high)} | {_x(ratio(summary, floor))} | {_x(ratio(summary, dwf))} "
             f"| {spread.count} |"
         )
@@ -255,7 +257,9 @@ def _problems(ctx: Context) -> list[str]:
         return []
     lines = ["## Skipped and failed", ""]
     lines += [f"- {name} skipped: {reason}" for name, reason in ctx.skipped.items()]
-    lines += [f"- {' / '.join(key)} failed: {error}" for key, error in ctx.failures.items()]
+    for key, errors in ctx.failures.items():
+        times = f" ({len(errors)} rounds; the last error)" if len(errors) > 1 else ""
+        lines.append(f"- {' / '.join(key)} failed{times}: {errors[-1]}")
     return [*lines, ""]
 
 

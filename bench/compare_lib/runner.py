@@ -14,13 +14,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import report
 from .machine import describe_machine
 from .peers_install import PeerInstallError, ensure_peers
+from .report import Key
 from .stats import summarise
 from .workloads import STORAGES, Job, Workload, workloads
 
@@ -29,8 +30,10 @@ REPO_DIR = BENCH_DIR.parent
 SYSTEMS = ("dwf", "langgraph", "dbos", "floor")
 PEERS = ("langgraph", "dbos")
 DEFAULT_OUT = REPO_DIR / "docs" / "benchmarks.md"
-QUICK_OUT = BENCH_DIR / ".work" / "benchmarks-quick.md"
+WORK_DIR = BENCH_DIR / ".work"  # git-ignored: durable files live here, on the repo's disk
+QUICK_OUT = WORK_DIR / "benchmarks-quick.md"
 WORKER_TIMEOUT_SEC = 600
+TIMED_OUT = "timed out"
 
 
 class WorkerError(RuntimeError):
@@ -47,6 +50,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workloads", default="", help="comma-separated subset of workloads")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 7, quick 1)")
     parser.add_argument("--out", type=Path, default=None, help="report path")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=WORK_DIR,
+        help="where the durable database files and the raw results go (default bench/.work)",
+    )
     args = parser.parse_args(argv)
     args.systems = [name for name in args.systems.split(",") if name]
     unknown = sorted(set(args.systems) - set(SYSTEMS))
@@ -60,17 +69,58 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     chosen = _select_workloads(workloads(quick=args.quick), args.workloads)
     interpreters, skipped = _interpreters(args.systems)
-    systems = [name for name in args.systems if name in interpreters]
     for name, reason in skipped.items():
         print(f"skipping {name}: {reason}", file=sys.stderr)
 
     started = time.monotonic()
-    results: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    failures: dict[tuple[str, str, str], str] = {}
-    workroot = BENCH_DIR / ".work" / time.strftime("run-%Y%m%d-%H%M%S")
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    measured = [name for name in args.systems if name in interpreters]
+    rounds = _run_rounds(args, chosen, interpreters, measured)
+    context = report.Context(
+        quick=args.quick,
+        rounds=args.rounds,
+        systems=args.systems,
+        workloads=chosen,
+        summaries={
+            key: summarise(_workload(chosen, key[1]), runs) for key, runs in rounds.results.items()
+        },
+        raw=rounds.results,
+        skipped=skipped,
+        failures=rounds.failures,
+        machine=describe_machine(interpreters, args.work_dir, rounds.loads),
+        elapsed_sec=time.monotonic() - started,
+        command=" ".join(["bench/compare", *argv]),
+    )
+    raw_path = args.work_dir / "last-results.json"
+    raw_path.write_text(json.dumps([r for runs in rounds.results.values() for r in runs]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.render(context))
+    print(f"wrote {args.out} (raw measurements: {raw_path})", file=sys.stderr)
+    return 1 if rounds.failures else 0
+
+
+@dataclass
+class Rounds:
+    """What all rounds produced: results and failures by (system, workload, storage)."""
+
+    results: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)
+    failures: dict[Key, list[str]] = field(default_factory=dict)
+    loads: list[float] = field(default_factory=list)
+
+
+def _run_rounds(
+    args: argparse.Namespace,
+    chosen: list[Workload],
+    interpreters: dict[str, str],
+    systems: list[str],
+) -> Rounds:
+    """Every job of every round, the systems in an order that rotates by one each round."""
+    outcome = Rounds(loads=[os.getloadavg()[0]])
+    workroot = args.work_dir.resolve() / time.strftime("run-%Y%m%d-%H%M%S")
     for round_index in range(args.rounds):
         shift = round_index % max(1, len(systems))
         order = systems[shift:] + systems[:shift]
@@ -78,41 +128,22 @@ def main(argv: list[str] | None = None) -> int:
             for storage in STORAGES:
                 for system in order:
                     key = (system, workload.name, storage)
-                    if key in failures:
-                        continue
+                    if any(TIMED_OUT in error for error in outcome.failures.get(key, [])):
+                        continue  # a hang would cost the full timeout again every round
                     workdir = workroot / f"r{round_index}-{workload.name}-{storage}-{system}"
                     job = Job(system, workload, storage, workdir)
                     try:
                         result = _run_worker(job, interpreters[system])
                     except WorkerError as error:
-                        failures[key] = str(error)
+                        # Kept going in later rounds: dwf may be mid-edit in the same tree.
+                        outcome.failures.setdefault(key, []).append(str(error))
                         print(f"FAILED {' '.join(key)}: {error}", file=sys.stderr)
                         continue
-                    results[key].append(result)
+                    outcome.results.setdefault(key, []).append(result)
+                    outcome.loads.append(os.getloadavg()[0])
                     _progress(round_index, args.rounds, job, result)
     shutil.rmtree(workroot, ignore_errors=True)
-
-    context = report.Context(
-        quick=args.quick,
-        rounds=args.rounds,
-        systems=args.systems,
-        workloads=chosen,
-        summaries={
-            key: summarise(_workload(chosen, key[1]), runs) for key, runs in results.items()
-        },
-        raw=dict(results),
-        skipped=skipped,
-        failures=failures,
-        machine=describe_machine(interpreters, BENCH_DIR / ".work"),
-        elapsed_sec=time.monotonic() - started,
-        command=" ".join(["bench/compare", *(argv if argv is not None else sys.argv[1:])]),
-    )
-    raw_path = BENCH_DIR / ".work" / "last-results.json"
-    raw_path.write_text(json.dumps([r for runs in results.values() for r in runs]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.render(context))
-    print(f"wrote {args.out} (raw measurements: {raw_path})", file=sys.stderr)
-    return 1 if failures else 0
+    return outcome
 
 
 def _select_workloads(available: list[Workload], names: str) -> list[Workload]:
@@ -198,7 +229,7 @@ def _run_worker(job: Job, python: str) -> dict[str, Any]:
             check=False,
         )
     except subprocess.TimeoutExpired as error:
-        raise WorkerError(f"timed out after {WORKER_TIMEOUT_SEC} s") from error
+        raise WorkerError(f"{TIMED_OUT} after {WORKER_TIMEOUT_SEC} s") from error
     finally:
         shutil.rmtree(job.workdir, ignore_errors=True)
     if completed.returncode != 0:

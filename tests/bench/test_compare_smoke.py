@@ -109,7 +109,10 @@ def test_bench_compare_quick_on_the_floor_writes_a_report(
 ) -> None:
     out = tmp_path / "benchmarks.md"
     completed = subprocess.run(
-        [sys.executable, "-m", "compare_lib", "--quick", "--systems", "floor", "--out", str(out)],
+        [
+            *(sys.executable, "-m", "compare_lib", "--quick", "--systems", "floor"),
+            *("--out", str(out), "--work-dir", str(tmp_path / "work")),
+        ],
         cwd=REPO_DIR,
         env={"PYTHONPATH": str(BENCH_DIR), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -119,4 +122,5 @@ def test_bench_compare_quick_on_the_floor_writes_a_report(
     )
     assert completed.returncode == 0, completed.stderr
     assert "| floor |" in out.read_text()
+    assert (tmp_path / "work" / "last-results.json").exists()
     assert "floor" in completed.stderr  # one progress line per job
