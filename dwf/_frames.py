@@ -343,10 +343,12 @@ class StepCtx:
     def emit(self, event_type: str, **data: Any) -> None:
         self.run.engine.emit(event_type, self.run, step=self.step, path=self._path, **data)
 
-    async def call_service(self, service: str, method: str, payload: Any) -> Any:
+    async def call_service(
+        self, service: str, method: str, payload: Any, *, idempotency_key: str | None = None
+    ) -> Any:
         try:
             result = await self.run.engine.services.call(
-                service, method, payload, idempotency_key=self.idempotency_key
+                service, method, payload, idempotency_key=idempotency_key or self.idempotency_key
             )
         except RegistryError as exc:
             raise NonRetryableError(exc.message, step=self.step.id) from exc

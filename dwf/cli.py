@@ -255,6 +255,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     payload = _parse_json_arg(args.input, "--input")
     if payload is None:  # not `or {}`: `[]`, `0` or `""` must be reported, not run as `{}`
         payload = {}
+    if args.broker:
+        engine = _engine(args, registry=registry, workflows=catalog)
+
+        async def enqueue(runner: Any) -> str:
+            try:
+                new_id: str = await runner.enqueue_run(
+                    definition, payload, execution_id=args.execution_id
+                )
+                return new_id
+            finally:
+                await runner.aclose()
+
+        return _enqueued(engine, args, enqueue)
     progress = not args.json and sys.stderr.isatty() and not args.quiet
     engine = _engine(args, registry=registry, workflows=catalog, progress=progress)
     result = _run_async(engine, engine.run(definition, payload, execution_id=args.execution_id))
@@ -266,12 +279,39 @@ def cmd_resume(args: argparse.Namespace) -> int:
     approved = True if args.approve else False if args.reject else None
     if approved is None and response is None:
         raise UsageError("say how to resume: --approve, --reject or --response JSON")
+    if args.broker:
+        engine = _engine(args)
+
+        async def enqueue(runner: Any) -> str:
+            try:
+                queued: str = await runner.enqueue_resume(
+                    args.execution_id, approved=approved, response=response, by=args.by
+                )
+                return queued
+            finally:
+                await runner.aclose()
+
+        return _enqueued(engine, args, enqueue)
     progress = not args.json and sys.stderr.isatty() and not args.quiet
     engine = _engine(args, progress=progress)
     result = _run_async(
         engine, engine.resume(args.execution_id, approved=approved, response=response, by=args.by)
     )
     return _print_result(result, args.json)
+
+
+def _enqueued(engine: Engine, args: argparse.Namespace, enqueue: Any) -> int:
+    """Queue a job for ``dwf worker`` processes; print the execution id at once."""
+    from dwf.runners.celery_app import CeleryAdapter
+    from dwf.runners.queue import QueueRunner
+
+    runner = QueueRunner(engine, CeleryAdapter(args.broker, queue=args.queue))
+    execution_id = _run_async(engine, enqueue(runner))
+    if args.json:
+        print(json.dumps({"execution_id": execution_id, "status": "queued"}))
+    else:
+        print(f"execution {execution_id}: queued (dwf wait {execution_id})")
+    return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -366,7 +406,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     engine = _engine(args, workflows=_catalog(_registry(args), None, args.workflows or []))
-    results = _run_async(engine, engine.recover(args.execution_id))
+    if args.loop is not None:
+        if args.execution_id:
+            raise UsageError("--loop recovers every execution; leave out the execution id")
+        if args.loop <= 0:
+            raise UsageError("--loop takes a number of seconds > 0")
+        pending_after = 0.0 if args.pending_after is None else args.pending_after
+        _run_async(engine, _recover_loop(engine, args.loop, pending_after, args.json))
+        return EXIT_OK
+    if args.pending_after is not None:
+        if args.execution_id:
+            raise UsageError("--pending-after starts every old pending execution; leave out the id")
+        results = _run_async(engine, engine.tick(pending_after=args.pending_after))
+    else:
+        results = _run_async(engine, engine.recover(args.execution_id))
     if args.json:
         print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, default=str))
     else:
@@ -375,6 +428,89 @@ def cmd_recover(args: argparse.Namespace) -> int:
         if not results:
             print("nothing to recover")
     return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
+async def _recover_loop(
+    engine: Engine, interval: float, pending_after: float, as_json: bool
+) -> None:
+    """``dwf recover --loop``: the worker of a deployment without a broker (SQLite on one
+    machine). Runs until interrupted; a store error is reported and the next round retries."""
+    import asyncio
+    import signal
+
+    from dwf.errors import DwfError
+
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    if main is not None:  # SIGTERM (systemd, docker stop) ends the loop like Ctrl-C
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    print(f"dwf recover: every {interval:g} s on {engine.store.url}", file=sys.stderr, flush=True)
+    try:
+        while True:
+            try:
+                results = await engine.tick(pending_after=pending_after)
+            except DwfError as exc:
+                _err(f"{exc.message} (trying again in {interval:g} s)")
+                results = []
+            for r in results:
+                if as_json:
+                    print(json.dumps(r.to_dict(), ensure_ascii=False, default=str), flush=True)
+                else:
+                    print(f"execution {r.execution_id}: {r.status}", flush=True)
+            await asyncio.sleep(interval)
+    except asyncio.CancelledError:
+        pass
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from dwf.runners.queue import QueueRunner
+
+    engine = _engine(args)
+    runner = QueueRunner(engine)
+    try:
+        result = _run_async(engine, runner.wait(args.execution_id, args.timeout))
+    except TimeoutError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    return _print_result(result, args.json)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    broker = args.broker or os.environ.get("DWF_BROKER")
+    if not broker:
+        raise UsageError("dwf worker needs a broker: --broker URL (or $DWF_BROKER)")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency takes a whole number >= 1")
+    from dwf.runners.celery_app import make_celery_app, run_worker
+
+    store = args.store or os.environ.get("DWF_STORE")
+    if not store:
+        raise UsageError(
+            "dwf worker needs the store the producers use: --store URL (or $DWF_STORE), e.g. "
+            "postgresql://user@db/dwf"
+        )
+    app = make_celery_app(
+        broker,
+        store,
+        _services_files(args),
+        args.workflows or [],
+        queue=args.queue,
+        lease_seconds=args.lease_seconds,
+        recover_interval=args.recover_interval,
+        pending_after=args.pending_after,
+        extensions=not args.no_extensions,
+        visibility_timeout=args.visibility_timeout,
+    )
+    run_worker(
+        app,
+        queue=args.queue,
+        pool=args.pool,
+        concurrency=args.concurrency,
+        loglevel=args.loglevel,
+        name=args.name,
+        extra_args=args.celery_args,
+    )
+    return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -411,6 +547,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--no-extensions", action="store_true", help="use the core step types only")
 
+    def queued(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--broker",
+            metavar="URL",
+            help="queue it for `dwf worker` processes instead of running here; prints the "
+            'execution id at once (pip install "dwf[celery]")',
+        )
+        p.add_argument("--queue", default="dwf", metavar="NAME", help="the workers' queue (dwf)")
+
     p = sub.add_parser("validate", help="check workflow files")
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument(
@@ -438,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workflows", action="append", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", "-q", action="store_true", help="no live progress")
+    queued(p)
     common(p)
     p.set_defaults(func=cmd_run)
 
@@ -450,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", metavar="NAME", help="who decides (recorded)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true")
+    queued(p)
     common(p)
     p.set_defaults(func=cmd_resume)
 
@@ -473,20 +620,82 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("execution_id", nargs="?", metavar="EXECUTION_ID")
     p.add_argument("--workflows", action="append", metavar="PATH")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--loop",
+        type=float,
+        metavar="SECONDS",
+        help="keep going, a round every SECONDS, until stopped; also start pending executions "
+        "(the worker of a deployment without a broker)",
+    )
+    p.add_argument(
+        "--pending-after",
+        type=float,
+        metavar="SECONDS",
+        help="start pending executions created at least SECONDS ago (default with --loop: 0)",
+    )
     common(p)
     p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("wait", help="wait until an execution completes, fails or halts")
+    p.add_argument("execution_id", metavar="EXECUTION_ID")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after (exit 1)")
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser(
+        "worker",
+        help='run a Celery worker for queued runs and resumes (pip install "dwf[celery]")',
+        description="Run queued runs and resumes (dwf run/resume --broker, QueueRunner with "
+        "CeleryAdapter), continue executions whose worker died, fire timers and deadlines. "
+        "Arguments after -- go to `celery worker`.",
+    )
+    p.add_argument("--broker", metavar="URL", help="Celery broker URL (default: $DWF_BROKER)")
+    p.add_argument("--queue", default="dwf", metavar="NAME", help="queue to consume (dwf)")
+    p.add_argument("--concurrency", "-c", type=int, default=8, metavar="N",
+                   help="tasks at once (default 8)")  # fmt: skip
+    p.add_argument("--pool", choices=("threads", "prefork", "solo"), default="threads",
+                   help="Celery pool (default threads: one engine per process)")  # fmt: skip
+    p.add_argument("--lease-seconds", type=float, default=30.0, metavar="S",
+                   help="lease of a running execution (default 30)")  # fmt: skip
+    p.add_argument("--recover-interval", type=float, default=5.0, metavar="S",
+                   help="seconds between recovery rounds; 0: none (default 5)")  # fmt: skip
+    p.add_argument("--pending-after", type=float, metavar="S",
+                   help="recovery also starts pending executions older than S seconds")  # fmt: skip
+    p.add_argument("--visibility-timeout", type=float, default=300.0, metavar="S",
+                   help="Redis: redeliver a dead worker's tasks after S (default 300)")  # fmt: skip
+    p.add_argument("--workflows", action="append", metavar="PATH")
+    p.add_argument("--name", metavar="NODE", help="Celery node name (default dwf-PID@host)")
+    p.add_argument("--loglevel", "-l", default="INFO", metavar="LEVEL")
+    p.add_argument("celery_args", nargs="*", metavar="-- CELERY_ARG",
+                   help="extra `celery worker` arguments, after --")  # fmt: skip
+    common(p)
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("cancel", help="cancel an execution")
     p.add_argument("execution_id", metavar="EXECUTION_ID")
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_cancel)
+
+    # Parsed by mcp_server's own parser (see main); listed here for `dwf --help`.
+    sub.add_parser(
+        "mcp",
+        help="serve workflows as MCP tools (stdio for Claude Desktop, or HTTP)",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["mcp"]:
+        from mcp_server.cli import main as mcp_main  # imported only for this command
+
+        served: int = mcp_main(arguments[1:])
+        return served
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     from dwf.errors import (
         DefinitionError,
         DwfError,

@@ -301,9 +301,10 @@ class Registry:
     # -- extensions
 
     def install(self, extension: Extension) -> None:
-        """Let an extension register its step types and keys (once per name)."""
-        if extension.name in self._extensions:
-            return
+        """Let an extension register its step types and keys. Installing another extension
+        with the same name replaces what the first one registered under the same names (so
+        ``install(AIExtension(models=...))`` on a registry that already has the default AI
+        extension configures it)."""
         extension.setup(self)
         self._extensions[extension.name] = extension
 

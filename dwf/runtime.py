@@ -127,7 +127,12 @@ class StepContext(Protocol):
 
     def emit(self, event_type: str, **data: Any) -> None: ...
 
-    async def call_service(self, service: str, method: str, payload: Any) -> Any: ...
+    async def call_service(
+        self, service: str, method: str, payload: Any, *, idempotency_key: str | None = None
+    ) -> Any:
+        """Call a registered service (see docs/services.md); ``idempotency_key`` defaults to
+        the step's own key (tools called by an agent pass a key per tool call)."""
+        ...
 
     async def run_sequence(self, steps: Sequence[StepDef], *, frame: str) -> FrameResult:
         """Run nested steps as a small graph (from the first, following ``next``) in this

@@ -61,6 +61,10 @@ def validate(
     for frame in top.walk():
         checker.frame(frame)
     VariableCheck(definition, hooks, report).run(top)
+    for key, spec in hooks.registry.top_level_keys.items():
+        if spec.check is not None and key in definition.extensions:
+            for path, message in spec.check(definition.extensions[key], definition):
+                report.add(message, None, (key, *path))
     return report.diagnostics()
 
 

@@ -1,0 +1,75 @@
+"""``AIExtension``: plugs agents, tools and the AI step types into a dwf :class:`Registry`.
+
+::
+
+    registry = dwf.default_registry()
+    registry.install(AIExtension(models={"gpt-4o-mini": ScriptedModel([...])}, tools=my_tools))
+    workflow = dwf.load_workflow(text, registry=registry)
+    engine = dwf.Engine("sqlite:///runs.db", registry=registry, services={...})
+
+Installed through the ``dwf.extensions`` entry point (``ai = "dwf_ai:AIExtension"``) it takes
+no arguments: models are then resolved by name from the providers' SDKs and their environment
+variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from dwf.extensions import Registry, TopLevelKey
+from dwf_ai.definitions import AgentsSection, ToolsSection
+from dwf_ai.steps import AgentStep, AIRuntime, HandoffStep
+from dwf_ai.tools import ToolRegistry
+
+if TYPE_CHECKING:
+    from dwf_ai.models.base import Model
+    from dwf_ai.models.config import ProviderConfig
+
+__all__ = ["AIExtension"]
+
+
+class AIExtension:
+    """The AI extension of dwf (name ``ai``).
+
+    Args:
+        models: Models by name; a name here wins over the providers (tests pass scripted
+            models; applications can pin configured ones).
+        config: API keys, base URLs and timeouts for the OpenAI and Anthropic providers
+            (default: from the environment).
+        tools: Python tools that agents may name in their ``tools`` list.
+    """
+
+    name = "ai"
+
+    def __init__(
+        self,
+        models: Mapping[str, Model] | None = None,
+        config: ProviderConfig | None = None,
+        tools: ToolRegistry | None = None,
+    ) -> None:
+        self.runtime = AIRuntime(
+            models=dict(models or {}), config=config, tools=tools or ToolRegistry()
+        )
+
+    @property
+    def tools(self) -> ToolRegistry:
+        return self.runtime.tools
+
+    def setup(self, registry: Registry) -> None:
+        registry.register_top_level_key(
+            TopLevelKey(
+                "agents",
+                AgentsSection,
+                description="LLM agents: model, instructions, tools, handoffs, settings.",
+            )
+        )
+        registry.register_top_level_key(
+            TopLevelKey(
+                "tools",
+                ToolsSection,
+                description="Tools for agents, each bound to a registered service method.",
+            )
+        )
+        registry.register_step(AgentStep(self.runtime))
+        registry.register_step(HandoffStep(self.runtime))
