@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dwf.extensions import Registry, TopLevelKey
 from dwf_ai.definitions import AgentsSection, ToolsSection
+from dwf_ai.mcp import MCPClientPool, MCPServersSection, MCPStep, check_mcp_servers
 from dwf_ai.steps import AgentStep, AIRuntime, HandoffStep
 from dwf_ai.tools import ToolRegistry
 
@@ -51,6 +52,8 @@ class AIExtension:
         self.runtime = AIRuntime(
             models=dict(models or {}), config=config, tools=tools or ToolRegistry()
         )
+        #: Connections to external MCP servers, shared by `mcp` steps (and agents) of the engine.
+        self.mcp_pool = MCPClientPool()
 
     @property
     def tools(self) -> ToolRegistry:
@@ -71,5 +74,18 @@ class AIExtension:
                 description="Tools for agents, each bound to a registered service method.",
             )
         )
+        registry.register_top_level_key(
+            TopLevelKey(
+                "mcp_servers",
+                MCPServersSection,
+                description="External MCP servers that mcp steps and agents call.",
+                check=check_mcp_servers,
+            )
+        )
         registry.register_step(AgentStep(self.runtime))
         registry.register_step(HandoffStep(self.runtime))
+        registry.register_step(MCPStep(pool=self.mcp_pool))
+
+    async def aclose(self) -> None:
+        """Close the MCP connections (called by ``Engine.close()``)."""
+        await self.mcp_pool.aclose()
