@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 from pathlib import Path
 
 from dwf.errors import ConfigurationError
+from dwf.storage._options import redact
 from dwf.storage.base import (
     TERMINAL_STATUSES,
     AuditEntry,
@@ -90,9 +90,9 @@ def open_store(url: str | None = None) -> Store:
     if not scheme and url.partition("?")[0].lower().endswith(SQLITE_SUFFIXES):
         return SQLiteStore.from_url(url)
     raise ConfigurationError(
-        f"unknown store URL {_redact(url)!r}. Known: {', '.join(KNOWN_SCHEMES)}"
+        f"unknown store URL {redact(url)!r}. Known: {', '.join(KNOWN_SCHEMES)}"
         f" or a file path ending in {', '.join(SQLITE_SUFFIXES)}",
-        url=_redact(url),
+        url=redact(url),
     )
 
 
@@ -124,13 +124,8 @@ def _open_optional(scheme: str, url: str) -> Store:
             raise  # a real bug inside the backend, not a missing extra
         raise ConfigurationError(
             f'the {_DISPLAY[extra]} store needs the {extra} extra: pip install "dwf[{extra}]"',
-            url=_redact(url),
+            url=redact(url),
             missing=missing,
         ) from exc
     store: Store = getattr(module, class_name)(url)
     return store
-
-
-def _redact(url: str) -> str:
-    """The URL with any password replaced, fit for messages and logs."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)

@@ -10,11 +10,24 @@ anything is written.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from dwf.errors import StoreError
 
-__all__ = ["clone", "copy_value", "decode", "encode", "encode_nullable", "require_name"]
+__all__ = [
+    "clone",
+    "copy_map",
+    "copy_value",
+    "decode",
+    "encode",
+    "encode_map",
+    "encode_nullable",
+    "require_name",
+    "require_names",
+]
+
+T = TypeVar("T")
 
 _ALLOWED = "dict (with str keys), list, str, int, float (finite), bool and None"
 
@@ -159,3 +172,28 @@ def require_name(name: Any, what: str) -> str:
     if not isinstance(name, str):
         raise StoreError(f"{what} names must be strings, got {name!r}", key=repr(name))
     return str.__str__(name)
+
+
+def require_names(names: Iterable[Any], what: str) -> list[str]:
+    """:func:`require_name` for each of ``names`` (the variables or state keys to delete)."""
+    return [require_name(name, what) for name in names] if names else []
+
+
+def copy_map(values: Mapping[Any, Any], kind: str) -> dict[str, Any]:
+    """Variables or state entries (``kind`` names them in messages), checked and copied."""
+    return _checked_map(values, kind, copy_value)
+
+
+def encode_map(values: Mapping[Any, Any], kind: str) -> list[tuple[str, str]]:
+    """Variables or state entries (``kind`` names them in messages) as (name, JSON text) pairs."""
+    return list(_checked_map(values, kind, encode).items())
+
+
+def _checked_map(
+    values: Mapping[Any, Any], kind: str, convert: Callable[[Any, str, str], T]
+) -> dict[str, T]:
+    out = {}
+    for name, value in values.items():
+        name = require_name(name, kind)
+        out[name] = convert(value, f"{kind} '{name}'", name)
+    return out

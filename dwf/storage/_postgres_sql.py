@@ -18,14 +18,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple
 from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
 
-from dwf.errors import InvalidTransition, LeaseLost, StoreError
-from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary, Status
+from dwf.errors import StoreError
+from dwf.storage import _rows as rows
+from dwf.storage._errors import already_exists, newer_schema
+from dwf.storage._rows import CheckpointRow, EntryRow, FindRow, NewExecution, StatusRow
+from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -104,82 +107,20 @@ SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("definitions", "executions", "variables", "state", "entries")
 
 
-@dataclass(slots=True)
-class ExecutionRow:
-    """The ``executions`` columns, in table order, with JSON fields encoded."""
-
-    id: str
-    workflow_id: str
-    definition_hash: str
-    status: str
-    input: str
-    position: str
-    output: str | None
-    halt: str | None
-    error: str | None
-    parent_id: str | None
-    parent_step: str | None
-    owner: str | None
-    lease_expires_at: float | None
-    deadline: float | None
-    wake_at: float | None
-    cancel_requested: bool
-    version: int
-    created_at: float
-    updated_at: float
-
-
-@dataclass(slots=True)
-class EntryRow:
-    """An audit entry with its JSON fields encoded (``seq`` is assigned on insert)."""
-
-    step_path: str
-    step_id: str
-    step_type: str
-    action: str
-    attempt: int
-    started_at: float
-    finished_at: float
-    output: str | None
-    error: str | None
-
-
-@dataclass(slots=True)
-class CheckpointRow:
-    """A checkpoint with its values encoded; ``fields`` holds the optional column updates."""
-
-    execution_id: str
-    owner: str
-    status: str
-    position: str
-    set_variables: list[tuple[str, str]]
-    delete_variables: list[str]
-    set_state: list[tuple[str, str]]
-    delete_state: list[str]
-    entries: list[EntryRow]
-    fields: dict[str, Any]
-    lease_expires_at: float | None
-    now: float
-
-
-_JSON_COLUMNS = frozenset({"input", "position", "output", "halt", "error"})
-_EXEC_COLUMNS = ", ".join(f.name for f in fields(ExecutionRow))
+_EXEC_COLUMNS = ", ".join(rows.EXECUTION_COLUMNS)
 _EXEC_VALUES = ", ".join(
-    "%s::json" if f.name in _JSON_COLUMNS else "%s" for f in fields(ExecutionRow)
+    "%s::json" if name in rows.JSON_COLUMNS else "%s" for name in rows.EXECUTION_COLUMNS
 )
-_SUMMARY_COLUMNS = (
-    "id, workflow_id, status, parent_id, owner, lease_expires_at, deadline, wake_at,"
-    " cancel_requested, version, created_at, updated_at"
-)
+_SUMMARY_COLUMNS = ", ".join(rows.SUMMARY_COLUMNS)
 # The record and its two maps in one statement, so one snapshot.
 _LOAD_COLUMNS = (
-    ", ".join(f"e.{f.name}" for f in fields(ExecutionRow))
+    ", ".join(f"e.{name}" for name in rows.EXECUTION_COLUMNS)
     + ", (SELECT COALESCE(json_object_agg(v.name, v.value), '{}') FROM variables v"
     " WHERE v.execution_id = e.id)"
     + ", (SELECT COALESCE(json_object_agg(s.key, s.value), '{}') FROM state s"
     " WHERE s.execution_id = e.id)"
 )
-_ENTRY_COLUMNS = ", ".join(f.name for f in fields(EntryRow))
+_ENTRY_COLUMNS = ", ".join(rows.ENTRY_COLUMNS)
 _ENTRY_TYPES = "text[], text[], text[], text[], int[], float8[], float8[], text[], text[]"
 _INSERT_ENTRIES = (
     f"INSERT INTO entries (execution_id, seq, {_ENTRY_COLUMNS})"
@@ -286,25 +227,15 @@ async def _schema_version(conn: Connection, where: str) -> int:
         got = await cursor.fetchone()
         found = int(got[0] or 0) if got else 0
     if found > SCHEMA_VERSION:
-        raise StoreError(
-            f"the PostgreSQL store at {where} was written by a newer dwf (schema version "
-            f"{found}; this dwf knows up to {SCHEMA_VERSION}). Upgrade dwf (pip install -U "
-            "dwf) to use it.",
-            schema_version=found,
-        )
+        raise newer_schema(f"the PostgreSQL store at {where}", found, SCHEMA_VERSION)
     return found
 
 
 # -- operations ------------------------------------------------------------------------------
 
 
-async def create(
-    conn: Connection,
-    row: ExecutionRow,
-    variables: list[tuple[str, str]],
-    state: list[tuple[str, str]],
-    definition: str,
-) -> ExecutionRecord:
+async def create(conn: Connection, new: NewExecution, definition: str) -> ExecutionRecord:
+    row = new.row
     async with _batched(conn), conn.transaction():
         await conn.execute(
             "INSERT INTO definitions (hash, source, created_at) VALUES (%s, %s, %s)"
@@ -317,11 +248,9 @@ async def create(
             astuple(row),
         )
         if await cursor.fetchone() is None:
-            raise InvalidTransition(
-                f"execution '{row.id}' already exists; choose another id", execution_id=row.id
-            )
-        await _upsert(conn, "variables", row.id, variables)
-        await _upsert(conn, "state", row.id, state)
+            raise already_exists(row.id)
+        await _upsert(conn, "variables", row.id, new.variables)
+        await _upsert(conn, "state", row.id, new.state)
         cursor = await conn.execute(
             f"SELECT {_LOAD_COLUMNS} FROM executions e WHERE e.id = %s", (row.id,)
         )
@@ -350,14 +279,9 @@ async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
     eid = cp.execution_id
     async with _batched(conn), conn.transaction():
         cursor = await conn.execute(
-            "SELECT owner, status, lease_expires_at, version FROM executions"
-            " WHERE id = %s FOR UPDATE",
-            (eid,),
+            f"SELECT {rows.CHECKED_COLUMNS} FROM executions WHERE id = %s FOR UPDATE", (eid,)
         )
-        found = await cursor.fetchone()
-        if found is None or found[0] != cp.owner:
-            raise _lease_lost(eid, cp.owner, found)
-        _, _, lease, version = found
+        columns = rows.checkpoint_columns(cp, await cursor.fetchone())
         # Deletes first, then sets: a name in both ends up set.
         for table, names in (("variables", cp.delete_variables), ("state", cp.delete_state)):
             if names:
@@ -365,25 +289,14 @@ async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
         await _upsert(conn, "variables", eid, cp.set_variables)
         await _upsert(conn, "state", eid, cp.set_state)
         await _append_entries(conn, eid, cp.entries)
-        running = cp.status == Status.RUNNING.value
-        if cp.lease_expires_at is not None:
-            lease = cp.lease_expires_at
-        columns: dict[str, Any] = {
-            "status": cp.status,
-            "position": cp.position,
-            "owner": cp.owner if running else None,
-            "lease_expires_at": lease if running else None,
-            **cp.fields,
-            "version": version + 1,
-            "updated_at": cp.now,
-        }
         assignments = ", ".join(
-            f"{name} = %s::json" if name in _JSON_COLUMNS else f"{name} = %s" for name in columns
+            f"{name} = %s::json" if name in rows.JSON_COLUMNS else f"{name} = %s"
+            for name in columns
         )
         await conn.execute(
             f"UPDATE executions SET {assignments} WHERE id = %s", (*columns.values(), eid)
         )
-    return int(version) + 1
+    return int(columns["version"])
 
 
 async def claim(
@@ -414,26 +327,19 @@ async def renew(conn: Connection, execution_id: str, owner: str, lease_expires_a
     return cursor.rowcount == 1
 
 
-async def set_status(
-    conn: Connection,
-    execution_id: str,
-    expected_version: int,
-    status: str,
-    error: str | None,
-    entry: EntryRow | None,
-    now: float,
-) -> bool:
+async def set_status(conn: Connection, change: StatusRow) -> bool:
+    eid = change.execution_id
     async with _batched(conn), conn.transaction():
         cursor = await conn.execute(
             "UPDATE executions SET status = %s, error = %s::json, owner = NULL,"
             " lease_expires_at = NULL, version = version + 1, updated_at = %s"
             " WHERE id = %s AND version = %s RETURNING id",
-            (status, error, now, execution_id, expected_version),
+            (change.status, change.error, change.now, eid, change.expected_version),
         )
         if await cursor.fetchone() is None:
             return False
-        if entry is not None:
-            await _append_entries(conn, execution_id, [entry])
+        if change.entry is not None:
+            await _append_entries(conn, eid, [change.entry])
     return True
 
 
@@ -449,44 +355,21 @@ async def entries(conn: Connection, execution_id: str) -> list[AuditEntry]:
         f"SELECT seq, {_ENTRY_COLUMNS} FROM entries WHERE execution_id = %s ORDER BY seq",
         (execution_id,),
     )
-    out = []
-    for row in await cursor.fetchall():
-        seq, step_path, step_id, step_type, action, attempt, started, finished, output, error = row
-        out.append(
-            AuditEntry(
-                execution_id=execution_id,
-                step_path=step_path,
-                step_id=step_id,
-                step_type=step_type,
-                action=action,
-                started_at=started,
-                finished_at=finished,
-                attempt=attempt,
-                output=output,  # json columns arrive decoded
-                error=error,
-                seq=int(seq),
-            )
-        )
-    return out
+    return [  # json columns arrive decoded
+        rows.entry_from_row(execution_id, seq, values, decoded=True)
+        for seq, *values in await cursor.fetchall()
+    ]
 
 
-async def find(
-    conn: Connection,
-    workflow_id: str | None,
-    status: str | None,
-    parent_id: str | None,
-    limit: int,
-    offset: int,
-) -> list[ExecutionSummary]:
-    filters = {"workflow_id": workflow_id, "status": status, "parent_id": parent_id}
-    used = {name: value for name, value in filters.items() if value is not None}
+async def find(conn: Connection, query: FindRow) -> list[ExecutionSummary]:
+    used = query.given()
     where = " AND ".join(f"{name} = %s" for name in used) or "TRUE"
     cursor = await conn.execute(
         f"SELECT {_SUMMARY_COLUMNS} FROM executions WHERE {where}"
         " ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
-        (*used.values(), limit, offset),
+        (*used.values(), query.limit, query.offset),
     )
-    return [_summary(row) for row in await cursor.fetchall()]
+    return [rows.summary_from_row(row) for row in await cursor.fetchall()]
 
 
 async def find_due(conn: Connection, now: float, limit: int) -> list[ExecutionSummary]:
@@ -499,7 +382,7 @@ async def find_due(conn: Connection, now: float, limit: int) -> list[ExecutionSu
         " ORDER BY created_at, id LIMIT %(limit)s",
         {"now": now, "limit": limit},
     )
-    return [_summary(row) for row in await cursor.fetchall()]
+    return [rows.summary_from_row(row) for row in await cursor.fetchall()]
 
 
 async def delete(conn: Connection, execution_id: str) -> bool:
@@ -525,72 +408,13 @@ async def _upsert(conn: Connection, table: str, eid: str, values: list[tuple[str
         await conn.execute(_UPSERT[table], (eid, names, texts))
 
 
-async def _append_entries(conn: Connection, eid: str, rows: list[EntryRow]) -> None:
-    if rows:
-        columns = [list(column) for column in zip(*(astuple(row) for row in rows), strict=True)]
+async def _append_entries(conn: Connection, eid: str, new: list[EntryRow]) -> None:
+    if new:
+        columns = [list(column) for column in zip(*(astuple(row) for row in new), strict=True)]
         await conn.execute(_INSERT_ENTRIES, (eid, eid, *columns))
 
 
 def _record(row: tuple[Any, ...]) -> ExecutionRecord:
     """An execution from a ``_LOAD_COLUMNS`` row (json columns arrive decoded)."""
-    (eid, workflow_id, definition_hash, status, input_, position, output, halt, error) = row[:9]
-    parent_id, parent_step, owner, lease, deadline, wake_at, cancel, version = row[9:17]
-    created_at, updated_at, variables, state = row[17:]
-    return ExecutionRecord(
-        id=eid,
-        workflow_id=workflow_id,
-        definition_hash=definition_hash,
-        status=Status(status),
-        input=input_,
-        variables=variables,
-        state=state,
-        position=position,
-        output=output,
-        halt=halt,
-        error=error,
-        parent_id=parent_id,
-        parent_step=parent_step,
-        owner=owner,
-        lease_expires_at=lease,
-        deadline=deadline,
-        wake_at=wake_at,
-        cancel_requested=bool(cancel),
-        version=int(version),
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-
-
-def _summary(row: tuple[Any, ...]) -> ExecutionSummary:
-    eid, workflow_id, status, parent_id, owner, lease, deadline, wake_at, cancel, *rest = row
-    version, created_at, updated_at = rest
-    return ExecutionSummary(
-        id=eid,
-        workflow_id=workflow_id,
-        status=Status(status),
-        parent_id=parent_id,
-        owner=owner,
-        lease_expires_at=lease,
-        deadline=deadline,
-        wake_at=wake_at,
-        cancel_requested=bool(cancel),
-        version=int(version),
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-
-
-def _lease_lost(execution_id: str, owner: str, found: tuple[Any, ...] | None) -> LeaseLost:
-    if found is None:
-        return LeaseLost(
-            f"execution '{execution_id}' no longer exists; stop running it",
-            execution_id=execution_id,
-            owner=owner,
-        )
-    holder = f"owned by '{found[0]}'" if found[0] else f"{found[1]} and unowned"
-    return LeaseLost(
-        f"execution '{execution_id}' is {holder}, not owned by '{owner}'; "
-        "another worker took it over or released it, so this one must stop running it",
-        execution_id=execution_id,
-        owner=owner,
-    )
+    *columns, variables, state = row
+    return rows.record_from_row(columns, variables.items(), state.items(), decoded=True)

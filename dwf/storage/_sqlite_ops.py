@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import astuple, dataclass, fields
-from typing import Any
+from dataclasses import astuple
 
-from dwf.errors import InvalidTransition, LeaseLost, StoreError
-from dwf.storage._json import decode
+from dwf.errors import StoreError
+from dwf.storage import _rows as rows
+from dwf.storage._errors import already_exists, newer_schema
+from dwf.storage._rows import CheckpointRow, EntryRow, FindRow, NewExecution, StatusRow
 from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary, Status
 
 # Each migration is a list of statements, applied in order in one transaction; never edit a
@@ -87,70 +88,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(slots=True)
-class ExecutionRow:
-    """The ``executions`` columns, in table order, with JSON fields encoded."""
-
-    id: str
-    workflow_id: str
-    definition_hash: str
-    status: str
-    input: str
-    position: str
-    output: str | None
-    halt: str | None
-    error: str | None
-    parent_id: str | None
-    parent_step: str | None
-    owner: str | None
-    lease_expires_at: float | None
-    deadline: float | None
-    wake_at: float | None
-    cancel_requested: int
-    version: int
-    created_at: float
-    updated_at: float
-
-
-@dataclass(slots=True)
-class EntryRow:
-    """An audit entry with its JSON fields encoded (``seq`` is assigned on insert)."""
-
-    step_path: str
-    step_id: str
-    step_type: str
-    action: str
-    attempt: int
-    started_at: float
-    finished_at: float
-    output: str | None
-    error: str | None
-
-
-@dataclass(slots=True)
-class CheckpointRow:
-    """A checkpoint with its values encoded; ``fields`` holds the optional column updates."""
-
-    execution_id: str
-    owner: str
-    status: str
-    position: str
-    set_variables: list[tuple[str, str]]
-    delete_variables: list[str]
-    set_state: list[tuple[str, str]]
-    delete_state: list[str]
-    entries: list[EntryRow]
-    fields: dict[str, Any]
-    lease_expires_at: float | None
-    now: float
-
-
-_EXEC_COLUMNS = ", ".join(f.name for f in fields(ExecutionRow))
-_ENTRY_COLUMNS = ", ".join(f.name for f in fields(EntryRow))
-_SUMMARY_COLUMNS = (
-    "id, workflow_id, status, parent_id, owner, lease_expires_at, deadline, wake_at,"
-    " cancel_requested, version, created_at, updated_at"
-)
+_EXEC_COLUMNS = ", ".join(rows.EXECUTION_COLUMNS)
+_ENTRY_COLUMNS = ", ".join(rows.ENTRY_COLUMNS)
+_SUMMARY_COLUMNS = ", ".join(rows.SUMMARY_COLUMNS)
 
 
 def not_a_store_message(path: str, detail: str) -> str:
@@ -201,37 +141,25 @@ def _schema_version(conn: sqlite3.Connection, path: str) -> int:
     found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] if exists else 0
     found = int(found or 0)
     if found > SCHEMA_VERSION:
-        raise StoreError(
-            f"the SQLite store {path!r} was written by a newer dwf (schema version {found}; this "
-            f"dwf knows up to {SCHEMA_VERSION}). Upgrade dwf (pip install -U dwf) to use it.",
-            path=path,
-            schema_version=found,
-        )
+        raise newer_schema(f"the SQLite store {path!r}", found, SCHEMA_VERSION, path=path)
     return found
 
 
 # -- operations (conn is inside the transaction the store opened) ----------------------------
 
 
-def create(
-    conn: sqlite3.Connection,
-    row: ExecutionRow,
-    variables: list[tuple[str, str]],
-    state: list[tuple[str, str]],
-    definition: str,
-) -> ExecutionRecord:
+def create(conn: sqlite3.Connection, new: NewExecution, definition: str) -> ExecutionRecord:
+    row = new.row
     if conn.execute("SELECT 1 FROM executions WHERE id = ?", (row.id,)).fetchone():
-        raise InvalidTransition(
-            f"execution '{row.id}' already exists; choose another id", execution_id=row.id
-        )
+        raise already_exists(row.id)
     conn.execute(
         "INSERT OR IGNORE INTO definitions (hash, source, created_at) VALUES (?, ?, ?)",
         (row.definition_hash, definition, row.created_at),
     )
-    marks = ", ".join("?" * len(fields(ExecutionRow)))
+    marks = ", ".join("?" * len(rows.EXECUTION_COLUMNS))
     conn.execute(f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES ({marks})", astuple(row))
-    _upsert(conn, "variables", "name", row.id, variables)
-    _upsert(conn, "state", "key", row.id, state)
+    _upsert(conn, "variables", "name", row.id, new.variables)
+    _upsert(conn, "state", "key", row.id, new.state)
     record = load(conn, row.id)
     assert record is not None
     return record
@@ -243,34 +171,11 @@ def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
     ).fetchone()
     if found is None:
         return None
-    row = ExecutionRow(*found)
     variables = conn.execute(
         "SELECT name, value FROM variables WHERE execution_id = ?", (execution_id,)
     )
     state = conn.execute("SELECT key, value FROM state WHERE execution_id = ?", (execution_id,))
-    return ExecutionRecord(
-        id=row.id,
-        workflow_id=row.workflow_id,
-        definition_hash=row.definition_hash,
-        status=Status(row.status),
-        input=decode(row.input),
-        variables={name: decode(value) for name, value in variables},
-        state={key: decode(value) for key, value in state},
-        position=decode(row.position),
-        output=decode(row.output),
-        halt=decode(row.halt),
-        error=decode(row.error),
-        parent_id=row.parent_id,
-        parent_step=row.parent_step,
-        owner=row.owner,
-        lease_expires_at=row.lease_expires_at,
-        deadline=row.deadline,
-        wake_at=row.wake_at,
-        cancel_requested=bool(row.cancel_requested),
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return rows.record_from_row(found, variables, state)
 
 
 def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | None:
@@ -281,14 +186,11 @@ def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | Non
 
 
 def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
-    found = conn.execute(
-        "SELECT owner, status, lease_expires_at, version FROM executions WHERE id = ?",
-        (cp.execution_id,),
-    ).fetchone()
-    if found is None or found[0] != cp.owner:
-        raise _lease_lost(cp.execution_id, cp.owner, found)
-    _, _, lease, version = found
     eid = cp.execution_id
+    found = conn.execute(
+        f"SELECT {rows.CHECKED_COLUMNS} FROM executions WHERE id = ?", (eid,)
+    ).fetchone()
+    columns = rows.checkpoint_columns(cp, found)
     # Deletes first, then sets: a name in both ends up set.
     conn.executemany(
         "DELETE FROM variables WHERE execution_id = ? AND name = ?",
@@ -301,21 +203,9 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
     _upsert(conn, "variables", "name", eid, cp.set_variables)
     _upsert(conn, "state", "key", eid, cp.set_state)
     _append_entries(conn, eid, cp.entries)
-    running = cp.status == Status.RUNNING.value
-    if cp.lease_expires_at is not None:
-        lease = cp.lease_expires_at
-    columns: dict[str, Any] = {
-        "status": cp.status,
-        "position": cp.position,
-        "owner": cp.owner if running else None,
-        "lease_expires_at": lease if running else None,
-        **cp.fields,
-        "version": version + 1,
-        "updated_at": cp.now,
-    }
     assignments = ", ".join(f"{name} = ?" for name in columns)
     conn.execute(f"UPDATE executions SET {assignments} WHERE id = ?", (*columns.values(), eid))
-    return int(version) + 1
+    return int(columns["version"])
 
 
 def claim(
@@ -342,24 +232,17 @@ def renew(conn: sqlite3.Connection, execution_id: str, owner: str, lease_expires
     return bool(changed == 1)
 
 
-def set_status(
-    conn: sqlite3.Connection,
-    execution_id: str,
-    expected_version: int,
-    status: str,
-    error: str | None,
-    entry: EntryRow | None,
-    now: float,
-) -> bool:
+def set_status(conn: sqlite3.Connection, change: StatusRow) -> bool:
+    eid = change.execution_id
     changed = conn.execute(
         "UPDATE executions SET status = ?, error = ?, owner = NULL, lease_expires_at = NULL,"
         " version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
-        (status, error, now, execution_id, expected_version),
+        (change.status, change.error, change.now, eid, change.expected_version),
     ).rowcount
     if changed != 1:
         return False
-    if entry is not None:
-        _append_entries(conn, execution_id, [entry])
+    if change.entry is not None:
+        _append_entries(conn, eid, [change.entry])
     return True
 
 
@@ -371,53 +254,27 @@ def request_cancel(conn: sqlite3.Connection, execution_id: str) -> bool:
 
 
 def entries(conn: sqlite3.Connection, execution_id: str) -> list[AuditEntry]:
-    rows = conn.execute(
+    found = conn.execute(
         f"SELECT seq, {_ENTRY_COLUMNS} FROM entries WHERE execution_id = ? ORDER BY seq",
         (execution_id,),
     )
-    out = []
-    for seq, *values in rows:
-        e = EntryRow(*values)
-        out.append(
-            AuditEntry(
-                execution_id=execution_id,
-                step_path=e.step_path,
-                step_id=e.step_id,
-                step_type=e.step_type,
-                action=e.action,
-                started_at=e.started_at,
-                finished_at=e.finished_at,
-                attempt=e.attempt,
-                output=decode(e.output),
-                error=decode(e.error),
-                seq=seq,
-            )
-        )
-    return out
+    return [rows.entry_from_row(execution_id, seq, values) for seq, *values in found]
 
 
-def find(
-    conn: sqlite3.Connection,
-    workflow_id: str | None,
-    status: str | None,
-    parent_id: str | None,
-    limit: int,
-    offset: int,
-) -> list[ExecutionSummary]:
-    filters = {"workflow_id": workflow_id, "status": status, "parent_id": parent_id}
-    used = {name: value for name, value in filters.items() if value is not None}
+def find(conn: sqlite3.Connection, query: FindRow) -> list[ExecutionSummary]:
+    used = query.given()
     where = " AND ".join(f"{name} = ?" for name in used) or "1"
-    rows = conn.execute(
+    found = conn.execute(
         f"SELECT {_SUMMARY_COLUMNS} FROM executions WHERE {where}"
         " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-        (*used.values(), limit, offset),
+        (*used.values(), query.limit, query.offset),
     )
-    return [_summary(row) for row in rows]
+    return [rows.summary_from_row(row) for row in found]
 
 
 def find_due(conn: sqlite3.Connection, now: float, limit: int) -> list[ExecutionSummary]:
     # Three OR terms, each served by its (status, time) index.
-    rows = conn.execute(
+    found = conn.execute(
         f"SELECT {_SUMMARY_COLUMNS} FROM executions"
         " WHERE (status = 'running' AND lease_expires_at <= :now)"
         " OR (status IN ('pending', 'running', 'halted') AND wake_at <= :now)"
@@ -425,7 +282,7 @@ def find_due(conn: sqlite3.Connection, now: float, limit: int) -> list[Execution
         " ORDER BY created_at, id LIMIT :limit",
         {"now": now, "limit": limit},
     )
-    return [_summary(row) for row in rows]
+    return [rows.summary_from_row(row) for row in found]
 
 
 def delete(conn: sqlite3.Connection, execution_id: str) -> bool:
@@ -449,49 +306,14 @@ def _upsert(
         )
 
 
-def _append_entries(conn: sqlite3.Connection, eid: str, rows: list[EntryRow]) -> None:
-    if not rows:
+def _append_entries(conn: sqlite3.Connection, eid: str, new: list[EntryRow]) -> None:
+    if not new:
         return
     last = conn.execute(
         "SELECT COALESCE(MAX(seq), 0) FROM entries WHERE execution_id = ?", (eid,)
     ).fetchone()[0]
-    marks = ", ".join("?" * (len(fields(EntryRow)) + 2))
+    marks = ", ".join("?" * (len(rows.ENTRY_COLUMNS) + 2))
     conn.executemany(
         f"INSERT INTO entries (execution_id, seq, {_ENTRY_COLUMNS}) VALUES ({marks})",
-        [(eid, last + i, *astuple(row)) for i, row in enumerate(rows, start=1)],
-    )
-
-
-def _summary(row: tuple[Any, ...]) -> ExecutionSummary:
-    eid, workflow_id, status, parent_id, owner, lease, deadline, wake_at, cancel, *rest = row
-    version, created_at, updated_at = rest
-    return ExecutionSummary(
-        id=eid,
-        workflow_id=workflow_id,
-        status=Status(status),
-        parent_id=parent_id,
-        owner=owner,
-        lease_expires_at=lease,
-        deadline=deadline,
-        wake_at=wake_at,
-        cancel_requested=bool(cancel),
-        version=version,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-
-
-def _lease_lost(execution_id: str, owner: str, found: tuple[Any, ...] | None) -> LeaseLost:
-    if found is None:
-        return LeaseLost(
-            f"execution '{execution_id}' no longer exists; stop running it",
-            execution_id=execution_id,
-            owner=owner,
-        )
-    holder = f"owned by '{found[0]}'" if found[0] else f"{found[1]} and unowned"
-    return LeaseLost(
-        f"execution '{execution_id}' is {holder}, not owned by '{owner}'; "
-        "another worker took it over or released it, so this one must stop running it",
-        execution_id=execution_id,
-        owner=owner,
+        [(eid, last + i, *astuple(row)) for i, row in enumerate(new, start=1)],
     )

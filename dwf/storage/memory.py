@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dwf.errors import InvalidTransition, LeaseLost, StoreError
-from dwf.storage._json import clone, copy_value, require_name
+from dwf.errors import StoreError
+from dwf.storage import _rows as rows
+from dwf.storage._errors import already_exists, lease_lost
+from dwf.storage._json import clone, copy_map, copy_value, require_names
 from dwf.storage.base import (
     AuditEntry,
     Checkpoint,
@@ -47,36 +49,17 @@ class MemoryStore:
         return f"MemoryStore({len(self._executions)} executions)"
 
     async def create(self, record: ExecutionRecord, definition: str) -> ExecutionRecord:
-        """Insert a new execution; see :meth:`dwf.storage.base.Store.create`."""
+        """See :meth:`dwf.storage.base.Store.create`."""
         self._check_open()
         if record.id in self._executions:
-            raise InvalidTransition(
-                f"execution '{record.id}' already exists; choose another id",
-                execution_id=record.id,
-            )
-        created_at = record.created_at or self._clock()
-        stored = ExecutionRecord(
-            id=record.id,
-            workflow_id=record.workflow_id,
-            definition_hash=record.definition_hash,
+            raise already_exists(record.id)
+        stored = rows.copy_as(
+            record,
+            ExecutionRecord,
             status=Status(record.status),
-            input=copy_value(record.input, "the execution input", "input"),
-            variables=_copy_map(record.variables, "variable"),
-            state=_copy_map(record.state, "state key"),
-            position=copy_value(record.position, "the position", "position"),
-            output=copy_value(record.output, "the execution output", "output"),
-            halt=copy_value(record.halt, "the halt", "halt"),
-            error=copy_value(record.error, "the error", "error"),
-            parent_id=record.parent_id,
-            parent_step=record.parent_step,
-            owner=record.owner,
-            lease_expires_at=record.lease_expires_at,
-            deadline=record.deadline,
-            wake_at=record.wake_at,
-            cancel_requested=bool(record.cancel_requested),
-            version=1,
-            created_at=created_at,
-            updated_at=record.updated_at or created_at,
+            **rows.creation_values(record, self._clock, copy_value, copy_value),
+            variables=copy_map(record.variables, "variable"),
+            state=copy_map(record.state, "state key"),
         )
         self._definitions.setdefault(record.definition_hash, definition)
         self._executions[record.id] = stored
@@ -84,38 +67,37 @@ class MemoryStore:
         return _copy_record(stored)
 
     async def load(self, execution_id: str) -> ExecutionRecord | None:
-        """The execution with its variables and state, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load`."""
         self._check_open()
         stored = self._executions.get(execution_id)
         return None if stored is None else _copy_record(stored)
 
     async def load_definition(self, definition_hash: str) -> str | None:
-        """The definition text stored under that hash, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load_definition`."""
         self._check_open()
         return self._definitions.get(definition_hash)
 
     async def checkpoint(self, checkpoint: Checkpoint) -> int:
-        """Apply the checkpoint atomically; see :meth:`dwf.storage.base.Store.checkpoint`."""
+        """See :meth:`dwf.storage.base.Store.checkpoint`."""
         self._check_open()
         cp = checkpoint
         stored = self._executions.get(cp.execution_id)
         if stored is None or stored.owner != cp.owner:
-            raise _lease_lost(cp.execution_id, cp.owner, stored)
+            found = None if stored is None else (stored.owner, stored.status)
+            raise lease_lost(cp.execution_id, cp.owner, found)
         # Copy (and so check) everything before changing anything: a bad value writes nothing.
-        set_variables = _copy_map(cp.set_variables, "variable") if cp.set_variables else None
-        set_state = _copy_map(cp.set_state, "state key") if cp.set_state else None
-        position = copy_value(cp.position, "the position", "position")
-        output = copy_value(cp.output, "the execution output", "output") if cp.set_output else None
-        halt = copy_value(cp.halt, "the halt", "halt") if cp.set_halt else None
-        error = copy_value(cp.error, "the error", "error") if cp.set_error else None
+        set_variables = copy_map(cp.set_variables, "variable") if cp.set_variables else None
+        set_state = copy_map(cp.set_state, "state key") if cp.set_state else None
+        position = rows.position_value(cp, copy_value)
+        changes = rows.checkpoint_values(cp, copy_value)
         status = cp.status if cp.status.__class__ is Status else Status(cp.status)
         log = self._entries[cp.execution_id]
         entries = [
             _copy_entry(e, cp.execution_id, seq)
             for seq, e in enumerate(cp.entries, start=len(log) + 1)
         ]
-        deleted_variables = [require_name(n, "variable") for n in cp.delete_variables]
-        deleted_state = [require_name(n, "state key") for n in cp.delete_state]
+        deleted_variables = require_names(cp.delete_variables, "variable")
+        deleted_state = require_names(cp.delete_state, "state key")
 
         for name in deleted_variables:
             stored.variables.pop(name, None)
@@ -134,14 +116,8 @@ class MemoryStore:
         else:
             stored.owner = None
             stored.lease_expires_at = None
-        if cp.set_output:
-            stored.output = output
-        if cp.set_halt:
-            stored.halt = halt
-        if cp.set_error:
-            stored.error = error
-        if cp.set_wake_at:
-            stored.wake_at = cp.wake_at
+        for name, value in changes.items():
+            setattr(stored, name, value)
         stored.version += 1
         stored.updated_at = self._clock()
         return stored.version
@@ -154,7 +130,7 @@ class MemoryStore:
         lease_expires_at: float,
         expected_version: int,
     ) -> ExecutionRecord | None:
-        """Compare-and-set ownership on ``version``; the full record, or ``None`` if it lost."""
+        """See :meth:`dwf.storage.base.Store.claim`."""
         self._check_open()
         stored = self._executions.get(execution_id)
         if stored is None or stored.version != expected_version:
@@ -167,7 +143,7 @@ class MemoryStore:
         return _copy_record(stored)
 
     async def renew(self, execution_id: str, *, owner: str, lease_expires_at: float) -> bool:
-        """Extend the lease if ``owner`` still runs the execution (version unchanged)."""
+        """See :meth:`dwf.storage.base.Store.renew`."""
         self._check_open()
         stored = self._executions.get(execution_id)
         if stored is None or stored.owner != owner or stored.status is not Status.RUNNING:
@@ -184,12 +160,12 @@ class MemoryStore:
         error: dict[str, Any] | None = None,
         entry: AuditEntry | None = None,
     ) -> bool:
-        """Compare-and-set the status on ``version``, release the execution, write ``error``."""
+        """See :meth:`dwf.storage.base.Store.set_status`."""
         self._check_open()
         stored = self._executions.get(execution_id)
         if stored is None or stored.version != expected_version:
             return False
-        new_error = copy_value(error, "the error", "error")
+        new_error = rows.error_value(error, copy_value)
         log = self._entries[execution_id]
         new_entry = None if entry is None else _copy_entry(entry, execution_id, len(log) + 1)
         stored.status = Status(status)
@@ -203,7 +179,7 @@ class MemoryStore:
         return True
 
     async def request_cancel(self, execution_id: str) -> bool:
-        """Flag the execution for cancellation (version unchanged); False if it is unknown."""
+        """See :meth:`dwf.storage.base.Store.request_cancel`."""
         self._check_open()
         stored = self._executions.get(execution_id)
         if stored is None:
@@ -212,10 +188,12 @@ class MemoryStore:
         return True
 
     async def entries(self, execution_id: str) -> list[AuditEntry]:
-        """The execution's audit entries in ``seq`` order."""
+        """See :meth:`dwf.storage.base.Store.entries`."""
         self._check_open()
         log = self._entries.get(execution_id, [])
-        return [_copy_entry(e, execution_id, e.seq, check=False) for e in log]
+        return [
+            rows.copy_as(e, AuditEntry, output=clone(e.output), error=clone(e.error)) for e in log
+        ]
 
     async def find(
         self,
@@ -226,7 +204,7 @@ class MemoryStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionSummary]:
-        """Executions matching every given filter, newest first, paged."""
+        """See :meth:`dwf.storage.base.Store.find`."""
         self._check_open()
         found = [
             r
@@ -236,23 +214,24 @@ class MemoryStore:
             and (parent_id is None or r.parent_id == parent_id)
         ]
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return [_summary(r) for r in found[max(offset, 0) : max(offset, 0) + max(limit, 0)]]
+        start = max(offset, 0)
+        return [rows.copy_as(r, ExecutionSummary) for r in found[start : start + max(limit, 0)]]
 
     async def find_due(self, *, now: float, limit: int = 100) -> list[ExecutionSummary]:
-        """Executions whose lease expired or whose wake-up time or deadline passed, oldest first."""
+        """See :meth:`dwf.storage.base.Store.find_due`."""
         self._check_open()
         due = [r for r in self._executions.values() if _is_due(r, now)]
         due.sort(key=lambda r: (r.created_at, r.id))
-        return [_summary(r) for r in due[: max(limit, 0)]]
+        return [rows.copy_as(r, ExecutionSummary) for r in due[: max(limit, 0)]]
 
     async def delete(self, execution_id: str) -> bool:
-        """Delete the execution and its entries; the definition stays. True if it existed."""
+        """See :meth:`dwf.storage.base.Store.delete`."""
         self._check_open()
         self._entries.pop(execution_id, None)
         return self._executions.pop(execution_id, None) is not None
 
     async def close(self) -> None:
-        """Drop everything; later calls raise :class:`dwf.errors.StoreError`."""
+        """See :meth:`dwf.storage.base.Store.close`; drops everything."""
         self._closed = True
         self._executions.clear()
         self._entries.clear()
@@ -263,20 +242,10 @@ class MemoryStore:
             raise StoreError("the memory store is closed; open a new store", url=self.url)
 
 
-def _copy_map(values: Any, kind: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in values.items():
-        name = require_name(name, kind)
-        out[name] = copy_value(value, f"{kind} '{name}'", name)
-    return out
-
-
 def _copy_record(r: ExecutionRecord) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=r.id,
-        workflow_id=r.workflow_id,
-        definition_hash=r.definition_hash,
-        status=r.status,
+    return rows.copy_as(
+        r,
+        ExecutionRecord,
         input=clone(r.input),
         variables={name: clone(value) for name, value in r.variables.items()},
         state={key: clone(value) for key, value in r.state.items()},
@@ -284,25 +253,12 @@ def _copy_record(r: ExecutionRecord) -> ExecutionRecord:
         output=clone(r.output),
         halt=clone(r.halt),
         error=clone(r.error),
-        parent_id=r.parent_id,
-        parent_step=r.parent_step,
-        owner=r.owner,
-        lease_expires_at=r.lease_expires_at,
-        deadline=r.deadline,
-        wake_at=r.wake_at,
-        cancel_requested=r.cancel_requested,
-        version=r.version,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
     )
 
 
-def _copy_entry(e: AuditEntry, execution_id: str, seq: int, *, check: bool = True) -> AuditEntry:
-    if check:
-        output = copy_value(e.output, f"the output of entry {seq} ({e.step_id})", "output")
-        error = copy_value(e.error, f"the error of entry {seq} ({e.step_id})", "error")
-    else:
-        output, error = clone(e.output), clone(e.error)
+def _copy_entry(e: AuditEntry, execution_id: str, seq: int) -> AuditEntry:
+    """A checked copy of a new entry, numbered ``seq``. Spelled out, not
+    :func:`~dwf.storage._rows.copy_as`: this runs on every step of the in-memory engine."""
     return AuditEntry(
         execution_id=execution_id,
         step_path=e.step_path,
@@ -312,26 +268,9 @@ def _copy_entry(e: AuditEntry, execution_id: str, seq: int, *, check: bool = Tru
         started_at=e.started_at,
         finished_at=e.finished_at,
         attempt=e.attempt,
-        output=output,
-        error=error,
+        output=copy_value(e.output, f"the output of entry {seq} ({e.step_id})", "output"),
+        error=copy_value(e.error, f"the error of entry {seq} ({e.step_id})", "error"),
         seq=seq,
-    )
-
-
-def _summary(r: ExecutionRecord) -> ExecutionSummary:
-    return ExecutionSummary(
-        id=r.id,
-        workflow_id=r.workflow_id,
-        status=r.status,
-        parent_id=r.parent_id,
-        owner=r.owner,
-        lease_expires_at=r.lease_expires_at,
-        deadline=r.deadline,
-        wake_at=r.wake_at,
-        cancel_requested=r.cancel_requested,
-        version=r.version,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
     )
 
 
@@ -342,20 +281,4 @@ def _is_due(r: ExecutionRecord, now: float) -> bool:
         return True
     return (r.wake_at is not None and r.wake_at <= now) or (
         r.deadline is not None and r.deadline <= now
-    )
-
-
-def _lease_lost(execution_id: str, owner: str, stored: ExecutionRecord | None) -> LeaseLost:
-    if stored is None:
-        return LeaseLost(
-            f"execution '{execution_id}' no longer exists; stop running it",
-            execution_id=execution_id,
-            owner=owner,
-        )
-    holder = f"owned by '{stored.owner}'" if stored.owner else f"{stored.status} and unowned"
-    return LeaseLost(
-        f"execution '{execution_id}' is {holder}, not owned by '{owner}'; "
-        "another worker took it over or released it, so this one must stop running it",
-        execution_id=execution_id,
-        owner=owner,
     )

@@ -17,12 +17,10 @@ opening a new database at once are safe) and opens the pool.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -30,8 +28,16 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from dwf.errors import ConfigurationError, StoreError
 from dwf.storage import _postgres_sql as sql
-from dwf.storage import _redact
-from dwf.storage._json import encode, encode_nullable, require_name
+from dwf.storage import _rows as rows
+from dwf.storage._loops import ConnectionPerLoop
+from dwf.storage._options import (
+    join_query,
+    positive_seconds,
+    redact,
+    set_default,
+    split_query,
+    whole_number,
+)
 from dwf.storage.base import (
     AuditEntry,
     Checkpoint,
@@ -71,13 +77,12 @@ class PostgresStore:
         host = str(params.get("host") or params.get("hostaddr") or "localhost")
         self.where = f"{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
         self.schema: str | None = options.get("schema")
-        self.pool_max = _int_option(options, "pool_max", 10, self.url)
-        self.pool_timeout = _seconds_option(options, "pool_timeout", 30.0, self.url)
+        self.pool_max = whole_number(options, "pool_max", 10, self.url)
+        self.pool_timeout = positive_seconds(options, "pool_timeout", 30.0, self.url)
         self._connect_timeout = float(str(params.get("connect_timeout")))
-        self._pool: AsyncConnectionPool | None = None
-        self._pool_loop: asyncio.AbstractEventLoop | None = None
-        self._opening: asyncio.Lock | None = None
-        self._closer: AsyncGenerator[None, None] | None = None
+        self._pools: ConnectionPerLoop[AsyncConnectionPool] = ConnectionPerLoop(
+            AsyncConnectionPool.close
+        )
         self._closed = False
 
     def __repr__(self) -> str:
@@ -86,72 +91,21 @@ class PostgresStore:
     # -- the protocol ------------------------------------------------------------------------
 
     async def create(self, record: ExecutionRecord, definition: str) -> ExecutionRecord:
-        """Insert a new execution; see :meth:`dwf.storage.base.Store.create`."""
-        created_at = record.created_at or self._clock()
-        row = sql.ExecutionRow(
-            id=record.id,
-            workflow_id=record.workflow_id,
-            definition_hash=record.definition_hash,
-            status=Status(record.status).value,
-            input=encode(record.input, "the execution input", "input"),
-            position=encode(record.position, "the position", "position"),
-            output=encode_nullable(record.output, "the execution output", "output"),
-            halt=encode_nullable(record.halt, "the halt", "halt"),
-            error=encode_nullable(record.error, "the error", "error"),
-            parent_id=record.parent_id,
-            parent_step=record.parent_step,
-            owner=record.owner,
-            lease_expires_at=record.lease_expires_at,
-            deadline=record.deadline,
-            wake_at=record.wake_at,
-            cancel_requested=bool(record.cancel_requested),
-            version=1,
-            created_at=created_at,
-            updated_at=record.updated_at or created_at,
-        )
-        variables = _encode_map(record.variables, "variable")
-        state = _encode_map(record.state, "state key")
-        return await self._run(sql.create, row, variables, state, definition)
+        """See :meth:`dwf.storage.base.Store.create`."""
+        return await self._run(sql.create, rows.new_execution(record, self._clock), definition)
 
     async def load(self, execution_id: str) -> ExecutionRecord | None:
-        """The execution with its variables and state, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load`."""
         return await self._run(sql.load, execution_id)
 
     async def load_definition(self, definition_hash: str) -> str | None:
-        """The definition text stored under that hash, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load_definition`."""
         return await self._run(sql.load_definition, definition_hash)
 
     async def checkpoint(self, checkpoint: Checkpoint) -> int:
-        """Apply the checkpoint in one transaction; see :meth:`dwf.storage.base.Store.checkpoint`.
-
-        Only the named variables and state keys are written (one statement each for the
-        deletes and the upserts), so the cost does not depend on how many exist. Values are
-        encoded before the transaction starts: a bad value writes nothing.
-        """
-        cp = checkpoint
-        changes = sql.CheckpointRow(
-            execution_id=cp.execution_id,
-            owner=cp.owner,
-            status=Status(cp.status).value,
-            position=encode(cp.position, "the position", "position"),
-            set_variables=_encode_map(cp.set_variables, "variable"),
-            delete_variables=[require_name(n, "variable") for n in cp.delete_variables],
-            set_state=_encode_map(cp.set_state, "state key"),
-            delete_state=[require_name(n, "state key") for n in cp.delete_state],
-            entries=[_encode_entry(e) for e in cp.entries],
-            fields={},
-            lease_expires_at=cp.lease_expires_at,
-            now=self._clock(),
-        )
-        if cp.set_output:
-            changes.fields["output"] = encode_nullable(cp.output, "the execution output", "output")
-        if cp.set_halt:
-            changes.fields["halt"] = encode_nullable(cp.halt, "the halt", "halt")
-        if cp.set_error:
-            changes.fields["error"] = encode_nullable(cp.error, "the error", "error")
-        if cp.set_wake_at:
-            changes.fields["wake_at"] = cp.wake_at
-        return await self._run(sql.checkpoint, changes)
+        """See :meth:`dwf.storage.base.Store.checkpoint`; values are encoded before the
+        transaction starts."""
+        return await self._run(sql.checkpoint, rows.checkpoint_row(checkpoint, self._clock))
 
     async def claim(
         self,
@@ -161,13 +115,13 @@ class PostgresStore:
         lease_expires_at: float,
         expected_version: int,
     ) -> ExecutionRecord | None:
-        """Compare-and-set ownership on ``version``; the full record, or ``None`` if it lost."""
+        """See :meth:`dwf.storage.base.Store.claim`."""
         return await self._run(
             sql.claim, execution_id, owner, lease_expires_at, expected_version, self._clock()
         )
 
     async def renew(self, execution_id: str, *, owner: str, lease_expires_at: float) -> bool:
-        """Extend the lease if ``owner`` still runs the execution (version unchanged)."""
+        """See :meth:`dwf.storage.base.Store.renew`."""
         return await self._run(sql.renew, execution_id, owner, lease_expires_at)
 
     async def set_status(
@@ -179,23 +133,16 @@ class PostgresStore:
         error: dict[str, Any] | None = None,
         entry: AuditEntry | None = None,
     ) -> bool:
-        """Compare-and-set the status on ``version``, release the execution, write ``error``."""
-        return await self._run(
-            sql.set_status,
-            execution_id,
-            expected_version,
-            Status(status).value,
-            encode_nullable(error, "the error", "error"),
-            None if entry is None else _encode_entry(entry),
-            self._clock(),
-        )
+        """See :meth:`dwf.storage.base.Store.set_status`."""
+        change = rows.status_row(execution_id, expected_version, status, error, entry, self._clock)
+        return await self._run(sql.set_status, change)
 
     async def request_cancel(self, execution_id: str) -> bool:
-        """Flag the execution for cancellation (version unchanged); False if it is unknown."""
+        """See :meth:`dwf.storage.base.Store.request_cancel`."""
         return await self._run(sql.request_cancel, execution_id)
 
     async def entries(self, execution_id: str) -> list[AuditEntry]:
-        """The execution's audit entries in ``seq`` order."""
+        """See :meth:`dwf.storage.base.Store.entries`."""
         return await self._run(sql.entries, execution_id)
 
     async def find(
@@ -207,31 +154,29 @@ class PostgresStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionSummary]:
-        """Executions matching every given filter, newest first, paged."""
-        status_text = None if status is None else Status(status).value
-        return await self._run(
-            sql.find, workflow_id, status_text, parent_id, max(limit, 0), max(offset, 0)
-        )
+        """See :meth:`dwf.storage.base.Store.find`."""
+        query = rows.find_row(workflow_id, status, parent_id, limit, offset)
+        return await self._run(sql.find, query)
 
     async def find_due(self, *, now: float, limit: int = 100) -> list[ExecutionSummary]:
-        """Executions whose lease expired or whose wake-up time or deadline passed, oldest first."""
+        """See :meth:`dwf.storage.base.Store.find_due`."""
         return await self._run(sql.find_due, now, max(limit, 0))
 
     async def delete(self, execution_id: str) -> bool:
-        """Delete the execution, its variables, state and entries. True if it existed."""
+        """See :meth:`dwf.storage.base.Store.delete`."""
         return await self._run(sql.delete, execution_id)
 
     async def close(self) -> None:
-        """Close the pool; later calls raise StoreError."""
+        """See :meth:`dwf.storage.base.Store.close`; closes the pool."""
         self._closed = True
-        closer, self._closer, self._pool = self._closer, None, None
-        if closer is not None and self._pool_loop is asyncio.get_running_loop():
-            await closer.aclose()
+        await self._pools.close()
 
     # -- connections -------------------------------------------------------------------------
 
     async def _run(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
-        pool = await self._open_pool()
+        if self._closed:
+            raise StoreError(f"the PostgreSQL store {self.url} is closed", url=self.url)
+        pool = await self._pools.get(self._connect)
         try:
             async with pool.connection() as conn:
                 return await operation(conn, *args)
@@ -245,25 +190,6 @@ class PostgresStore:
             ) from exc
         except psycopg.Error as exc:
             raise self._error(exc) from exc
-
-    async def _open_pool(self) -> AsyncConnectionPool:
-        if self._closed:
-            raise StoreError(f"the PostgreSQL store {self.url} is closed", url=self.url)
-        loop = asyncio.get_running_loop()
-        if self._pool is not None and self._pool_loop is loop:
-            return self._pool
-        if self._opening is None or self._pool_loop is not loop:
-            # A pool belongs to one event loop: asyncio.run() per call (the *_sync wrappers)
-            # gets a fresh one; the old one was closed as that loop shut down.
-            self._pool, self._closer = None, None
-            self._pool_loop, self._opening = loop, asyncio.Lock()
-        async with self._opening:
-            if self._pool is None:
-                pool = await self._connect()
-                self._closer = _close_with_the_loop(pool)
-                await anext(self._closer)
-                self._pool = pool
-            return self._pool
 
     async def _connect(self) -> AsyncConnectionPool:
         """Migrate on a connection of its own (which also reports a bad address or password at
@@ -333,29 +259,15 @@ class PostgresStore:
         return StoreError(f"the PostgreSQL store at {self.where} failed: {text}", **facts)
 
 
-async def _close_with_the_loop(pool: AsyncConnectionPool) -> AsyncGenerator[None, None]:
-    """Waits until :meth:`PostgresStore.close`, or until the event loop shuts down its async
-    generators (``asyncio.run`` does, before it closes the loop), then closes the pool while
-    its loop still runs."""
-    try:
-        yield
-    finally:
-        await pool.close()
-
-
 def _shown(url: str) -> str:
     """The URL without its password (in the user part or the query), fit for messages."""
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", _redact(url))
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", redact(url))
 
 
 def _parse_url(url: str, shown: str) -> tuple[str, dict[str, str]]:
     """The libpq connection string, and dwf's own options, from a store URL."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    options = {name: value for name, value in query if name in _OPTIONS}
-    libpq = [(name, value) for name, value in query if name not in _OPTIONS]
-    if not any(name == "connect_timeout" for name, _ in libpq):
-        libpq.append(("connect_timeout", _DEFAULT_CONNECT_TIMEOUT))
+    parts, options, libpq = split_query(url, _OPTIONS)
+    set_default(libpq, "connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
     schema = options.get("schema")
     if schema is not None:
         if not _SCHEMA_NAME.fullmatch(schema):
@@ -366,12 +278,9 @@ def _parse_url(url: str, shown: str) -> tuple[str, dict[str, str]]:
             )
         extra = f"-c search_path={schema}"
         libpq = [(n, f"{v} {extra}") if n == "options" else (n, v) for n, v in libpq]
-        if not any(name == "options" for name, _ in libpq):
-            libpq.append(("options", extra))
+        set_default(libpq, "options", extra)
     try:
-        conninfo = make_conninfo(
-            urlunsplit(parts._replace(query=urlencode(libpq, quote_via=quote)))
-        )
+        conninfo = make_conninfo(join_query(parts, libpq))
     except psycopg.ProgrammingError as exc:
         raise ConfigurationError(
             f"bad PostgreSQL store URL {shown!r}: {str(exc).strip()}. dwf's options are "
@@ -379,56 +288,3 @@ def _parse_url(url: str, shown: str) -> tuple[str, dict[str, str]]:
             url=shown,
         ) from None
     return conninfo, options
-
-
-def _int_option(options: dict[str, str], name: str, default: int, shown: str) -> int:
-    raw = options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigurationError(
-            f"{name} in {shown!r} must be a whole number >= 1, got {raw!r}", url=shown
-        )
-    return value
-
-
-def _seconds_option(options: dict[str, str], name: str, default: float, shown: str) -> float:
-    raw = options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigurationError(
-            f"{name} in {shown!r} must be a number of seconds > 0, got {raw!r}", url=shown
-        )
-    return value
-
-
-def _encode_map(values: Any, kind: str) -> list[tuple[str, str]]:
-    out = []
-    for name, value in values.items():
-        name = require_name(name, kind)
-        out.append((name, encode(value, f"{kind} '{name}'", name)))
-    return out
-
-
-def _encode_entry(e: AuditEntry) -> sql.EntryRow:
-    where = f"the entry of step {e.step_path!r}"
-    return sql.EntryRow(
-        step_path=e.step_path,
-        step_id=e.step_id,
-        step_type=e.step_type,
-        action=e.action,
-        attempt=e.attempt,
-        started_at=e.started_at,
-        finished_at=e.finished_at,
-        output=encode_nullable(e.output, f"the output of {where}", "output"),
-        error=encode_nullable(e.error, f"the error of {where}", "error"),
-    )

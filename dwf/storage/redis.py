@@ -22,13 +22,12 @@ StoreError.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
@@ -39,10 +38,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dwf.errors import ConfigurationError, InvalidTransition, LeaseLost, StoreError
-from dwf.storage import _redact
+from dwf.errors import ConfigurationError, StoreError
 from dwf.storage import _redis_lua as lua
-from dwf.storage._json import decode, encode, encode_nullable, require_name
+from dwf.storage import _rows as rows
+from dwf.storage._errors import already_exists, lease_lost, newer_schema
+from dwf.storage._loops import ConnectionPerLoop
+from dwf.storage._options import bad_option, join_query, redact, set_default, split_query
 from dwf.storage.base import (
     AuditEntry,
     Checkpoint,
@@ -73,7 +74,7 @@ class RedisStore:
     """
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        self.url = _redact(url)
+        self.url = redact(url)
         self._clock = clock
         self._redis_url, options = _parse_url(url, self.url)
         parts = urlsplit(self._redis_url)
@@ -83,10 +84,7 @@ class RedisStore:
             raise ConfigurationError(f"the prefix in {self.url!r} must not be empty", url=self.url)
         self.ttl: float | None = _ttl(options["ttl"], self.url) if "ttl" in options else None
         self._head = [f"{self.prefix}:", str(round((self.ttl or 0) * 1000))]
-        self._client: aioredis.Redis | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._opening: asyncio.Lock | None = None
-        self._closer: AsyncGenerator[None, None] | None = None
+        self._clients = ConnectionPerLoop(aioredis.Redis.aclose)
         self._scripts: dict[str, AsyncScript] = {}
         self._closed = False
 
@@ -96,43 +94,18 @@ class RedisStore:
     # -- the protocol ------------------------------------------------------------------------
 
     async def create(self, record: ExecutionRecord, definition: str) -> ExecutionRecord:
-        """Insert a new execution; see :meth:`dwf.storage.base.Store.create`."""
-        created_at = float(record.created_at or self._clock())
-        values: dict[str, Any] = {
-            "workflow_id": record.workflow_id,
-            "definition_hash": record.definition_hash,
-            "status": Status(record.status).value,
-            "input": encode(record.input, "the execution input", "input"),
-            "position": encode(record.position, "the position", "position"),
-            "output": encode_nullable(record.output, "the execution output", "output"),
-            "halt": encode_nullable(record.halt, "the halt", "halt"),
-            "error": encode_nullable(record.error, "the error", "error"),
-            "parent_id": record.parent_id,
-            "parent_step": record.parent_step,
-            "owner": record.owner,
-            "lease_expires_at": _float(record.lease_expires_at),
-            "deadline": _float(record.deadline),
-            "wake_at": _float(record.wake_at),
-            "cancel_requested": "1" if record.cancel_requested else "0",
-            "version": "1",
-            "created_at": repr(created_at),
-            "updated_at": repr(float(record.updated_at or created_at)),
-        }
-        fields = {name: value for name, value in values.items() if value is not None}
-        variables = _encode_map(record.variables, "variable")
-        state = _encode_map(record.state, "state key")
+        """See :meth:`dwf.storage.base.Store.create`."""
+        new = rows.new_execution(record, self._clock)
+        fields = _hash_fields(new.row)
         args = [record.id, record.definition_hash, definition]
-        for pairs in (fields.items(), variables, state):
+        for pairs in (fields.items(), new.variables, new.state):
             args.extend(_counted(pairs))
         if not await self._script("create", lua.CREATE, args):
-            raise InvalidTransition(
-                f"execution '{record.id}' already exists; choose another id",
-                execution_id=record.id,
-            )
-        return _record(record.id, fields, variables, state)
+            raise already_exists(record.id)
+        return _record(record.id, fields, new.variables, new.state)
 
     async def load(self, execution_id: str) -> ExecutionRecord | None:
-        """The execution with its variables and state, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load`."""
         client = await self._connection()
         try:
             async with client.pipeline(transaction=True) as pipe:
@@ -147,7 +120,7 @@ class RedisStore:
         return _record(execution_id, fields, variables.items(), state.items())
 
     async def load_definition(self, definition_hash: str) -> str | None:
-        """The definition text stored under that hash, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load_definition`."""
         client = await self._connection()
         try:
             text = await client.get(self._key("def", definition_hash))
@@ -156,43 +129,31 @@ class RedisStore:
         return None if text is None else str(text)
 
     async def checkpoint(self, checkpoint: Checkpoint) -> int:
-        """Apply the checkpoint in one script; see :meth:`dwf.storage.base.Store.checkpoint`.
-
-        Values are encoded before the script runs: a bad value writes nothing.
-        """
-        cp = checkpoint
-        fields: list[tuple[str, str]] = []
-        if cp.set_output:
-            output = encode_nullable(cp.output, "the execution output", "output")
-            fields.append(("output", output or ""))
-        if cp.set_halt:
-            fields.append(("halt", encode_nullable(cp.halt, "the halt", "halt") or ""))
-        if cp.set_error:
-            fields.append(("error", encode_nullable(cp.error, "the error", "error") or ""))
-        if cp.set_wake_at:
-            fields.append(("wake_at", _float(cp.wake_at) or ""))
+        """See :meth:`dwf.storage.base.Store.checkpoint`; values are encoded before the script
+        runs."""
+        cp = rows.checkpoint_row(checkpoint, self._clock)
         lists: list[Iterable[Any]] = [
-            fields,
-            _encode_map(cp.set_variables, "variable"),
-            [(require_name(n, "variable"),) for n in cp.delete_variables],
-            _encode_map(cp.set_state, "state key"),
-            [(require_name(n, "state key"),) for n in cp.delete_state],
-            [(_encode_entry(e),) for e in cp.entries],
+            _hash_updates(cp.fields),
+            cp.set_variables,
+            [(name,) for name in cp.delete_variables],
+            cp.set_state,
+            [(name,) for name in cp.delete_state],
+            [(_entry_json(e),) for e in cp.entries],
         ]
         args = [
             cp.execution_id,
             cp.owner,
-            Status(cp.status).value,
-            encode(cp.position, "the position", "position"),
+            cp.status,
+            cp.position,
             _float(cp.lease_expires_at) or "",
-            repr(float(self._clock())),
+            repr(float(cp.now)),
         ]
         for items in lists:
             args.extend(_counted(items))
         result = await self._script("checkpoint", lua.CHECKPOINT, args)
         if isinstance(result, list):
             _, exists, owner, status = result
-            raise _lease_lost(cp.execution_id, cp.owner, bool(exists), owner, status)
+            raise lease_lost(cp.execution_id, cp.owner, (owner, status) if exists else None)
         return int(result)
 
     async def claim(
@@ -203,7 +164,7 @@ class RedisStore:
         lease_expires_at: float,
         expected_version: int,
     ) -> ExecutionRecord | None:
-        """Compare-and-set ownership on ``version``; the full record, or ``None`` if it lost."""
+        """See :meth:`dwf.storage.base.Store.claim`."""
         args = [
             execution_id,
             owner,
@@ -218,7 +179,7 @@ class RedisStore:
         return _record(execution_id, dict(_pairs(fields)), _pairs(variables), _pairs(state))
 
     async def renew(self, execution_id: str, *, owner: str, lease_expires_at: float) -> bool:
-        """Extend the lease if ``owner`` still runs the execution (version unchanged)."""
+        """See :meth:`dwf.storage.base.Store.renew`."""
         args = [execution_id, owner, repr(float(lease_expires_at))]
         return bool(await self._script("renew", lua.RENEW, args))
 
@@ -231,49 +192,33 @@ class RedisStore:
         error: dict[str, Any] | None = None,
         entry: AuditEntry | None = None,
     ) -> bool:
-        """Compare-and-set the status on ``version``, release the execution, write ``error``."""
+        """See :meth:`dwf.storage.base.Store.set_status`."""
+        change = rows.status_row(execution_id, expected_version, status, error, entry, self._clock)
         args = [
-            execution_id,
-            str(int(expected_version)),
-            Status(status).value,
-            encode_nullable(error, "the error", "error") or "",
-            "" if entry is None else _encode_entry(entry),
-            repr(float(self._clock())),
+            change.execution_id,
+            str(int(change.expected_version)),
+            change.status,
+            change.error or "",
+            "" if change.entry is None else _entry_json(change.entry),
+            repr(float(change.now)),
         ]
         return bool(await self._script("set_status", lua.SET_STATUS, args))
 
     async def request_cancel(self, execution_id: str) -> bool:
-        """Flag the execution for cancellation (version unchanged); False if it is unknown."""
+        """See :meth:`dwf.storage.base.Store.request_cancel`."""
         return bool(await self._script("request_cancel", lua.REQUEST_CANCEL, [execution_id]))
 
     async def entries(self, execution_id: str) -> list[AuditEntry]:
-        """The execution's audit entries in ``seq`` order."""
+        """See :meth:`dwf.storage.base.Store.entries`."""
         client = await self._connection()
         try:
             texts = await client.lrange(self._key("entries", execution_id), 0, -1)
         except RedisError as exc:
             raise self._error(exc) from exc
-        out = []
-        for seq, text in enumerate(texts, start=1):
-            step_path, step_id, step_type, action, attempt, started, finished, output, error = (
-                json.loads(text)
-            )
-            out.append(
-                AuditEntry(
-                    execution_id=execution_id,
-                    step_path=step_path,
-                    step_id=step_id,
-                    step_type=step_type,
-                    action=action,
-                    started_at=started,
-                    finished_at=finished,
-                    attempt=attempt,
-                    output=output,
-                    error=error,
-                    seq=seq,
-                )
-            )
-        return out
+        return [
+            rows.entry_from_row(execution_id, seq, json.loads(text), decoded=True)
+            for seq, text in enumerate(texts, start=1)
+        ]
 
     async def find(
         self,
@@ -284,30 +229,29 @@ class RedisStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionSummary]:
-        """Executions matching every given filter, newest first, paged."""
-        status_text = None if status is None else Status(status).value
-        args = [
-            "" if value is None else f"={value}" for value in (workflow_id, status_text, parent_id)
-        ]
-        args += [str(max(limit, 0)), str(max(offset, 0))]
-        rows = await self._script("find", lua.FIND, args)
-        return [_summary(row) for row in rows]
+        """See :meth:`dwf.storage.base.Store.find`."""
+        query = rows.find_row(workflow_id, status, parent_id, limit, offset)
+        filters = (query.workflow_id, query.status, query.parent_id)
+        args = ["" if value is None else f"={value}" for value in filters]
+        args += [str(query.limit), str(query.offset)]
+        found = await self._script("find", lua.FIND, args)
+        return [rows.summary_from_row(row) for row in found]
 
     async def find_due(self, *, now: float, limit: int = 100) -> list[ExecutionSummary]:
-        """Executions whose lease expired or whose wake-up time or deadline passed, oldest first."""
-        rows = await self._script("find_due", lua.FIND_DUE, [repr(float(now)), str(max(limit, 0))])
-        return [_summary(row) for row in rows]
+        """See :meth:`dwf.storage.base.Store.find_due`."""
+        args = [repr(float(now)), str(max(limit, 0))]
+        return [
+            rows.summary_from_row(row) for row in await self._script("find_due", lua.FIND_DUE, args)
+        ]
 
     async def delete(self, execution_id: str) -> bool:
-        """Delete the execution, its variables, state and entries. True if it existed."""
+        """See :meth:`dwf.storage.base.Store.delete`."""
         return bool(await self._script("delete", lua.DELETE, [execution_id]))
 
     async def close(self) -> None:
-        """Close the connections; later calls raise StoreError."""
+        """See :meth:`dwf.storage.base.Store.close`."""
         self._closed = True
-        closer, self._closer, self._client = self._closer, None, None
-        if closer is not None and self._client_loop is asyncio.get_running_loop():
-            await closer.aclose()
+        await self._clients.close()
 
     # -- connections -------------------------------------------------------------------------
 
@@ -327,21 +271,7 @@ class RedisStore:
     async def _connection(self) -> aioredis.Redis:
         if self._closed:
             raise StoreError(f"the Redis store {self.url} is closed", url=self.url)
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._client_loop is loop:
-            return self._client
-        if self._opening is None or self._client_loop is not loop:
-            # Connections belong to one event loop: asyncio.run() per call (the *_sync
-            # wrappers) gets fresh ones; the old ones were closed as that loop shut down.
-            self._client, self._closer = None, None
-            self._client_loop, self._opening = loop, asyncio.Lock()
-        async with self._opening:
-            if self._client is None:
-                client = await self._connect()
-                self._closer = _close_with_the_loop(client)
-                await anext(self._closer)
-                self._client = client
-            return self._client
+        return await self._clients.get(self._connect)
 
     async def _connect(self) -> aioredis.Redis:
         """Connect, and check (or record) the version of the key layout."""
@@ -362,12 +292,8 @@ class RedisStore:
             raise self._error(exc, connecting=True) from exc
         if found > SCHEMA_VERSION:
             await client.aclose()
-            raise StoreError(
-                f"the Redis store at {self.where} (prefix {self.prefix!r}) was written by a newer "
-                f"dwf (schema version {found}; this dwf knows up to {SCHEMA_VERSION}). Upgrade "
-                "dwf (pip install -U dwf) to use it.",
-                schema_version=found,
-            )
+            store = f"the Redis store at {self.where} (prefix {self.prefix!r})"
+            raise newer_schema(store, found, SCHEMA_VERSION)
         return client
 
     def _error(self, exc: RedisError, *, connecting: bool = False) -> StoreError:
@@ -390,22 +316,9 @@ class RedisStore:
         return StoreError(f"the Redis store at {self.where} failed: {text}", **facts)
 
 
-async def _close_with_the_loop(client: aioredis.Redis) -> AsyncGenerator[None, None]:
-    """Waits until :meth:`RedisStore.close`, or until the event loop shuts down its async
-    generators (``asyncio.run`` does, before it closes the loop), then closes the client while
-    its loop still runs."""
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
 def _parse_url(url: str, shown: str) -> tuple[str, dict[str, str]]:
     """The URL for redis-py, and dwf's own options."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    options = {name: value for name, value in query if name in _OPTIONS}
-    rest = [(name, value) for name, value in query if name not in _OPTIONS]
+    parts, options, rest = split_query(url, _OPTIONS)
     for name, _ in rest:
         if name not in URL_QUERY_ARGUMENT_PARSERS and not name.startswith("ssl_"):
             raise ConfigurationError(
@@ -414,20 +327,16 @@ def _parse_url(url: str, shown: str) -> tuple[str, dict[str, str]]:
                 "and ssl_*",
                 url=shown,
             )
-    if not any(name == "socket_connect_timeout" for name, _ in rest):
-        rest.append(("socket_connect_timeout", _DEFAULT_CONNECT_TIMEOUT))
-    return urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote))), options
+    set_default(rest, "socket_connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
+    return join_query(parts, rest), options
 
 
 def _ttl(raw: str, shown: str) -> float:
     found = _TTL.fullmatch(raw.strip().lower())
     seconds = float(found.group(1)) * _UNITS[found.group(2)] if found else 0.0
     if seconds < 0.001:
-        raise ConfigurationError(
-            f"ttl in {shown!r} must be a time > 0 in seconds (or with a unit: 500ms, 15m, 12h, "
-            f"30d), got {raw!r}",
-            url=shown,
-        )
+        rule = "a time > 0 in seconds (or with a unit: 500ms, 15m, 12h, 30d)"
+        raise bad_option("ttl", raw, shown, rule)
     return seconds
 
 
@@ -446,30 +355,38 @@ def _pairs(flat: list[Any]) -> list[tuple[str, str]]:
     return list(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _encode_map(values: Mapping[Any, Any], kind: str) -> list[tuple[str, str]]:
-    out = []
-    for name, value in values.items():
-        name = require_name(name, kind)
-        out.append((name, encode(value, f"{kind} '{name}'", name)))
-    return out
+def _hash_fields(row: rows.ExecutionRow) -> dict[str, str]:
+    """An execution's hash fields: numbers as ``repr(float)``, the flag as ``0``/``1``, no id and
+    no NULLs."""
+    values = {name: getattr(row, name) for name in rows.EXECUTION_COLUMNS[1:]}
+    for name in ("lease_expires_at", "deadline", "wake_at", "created_at", "updated_at"):
+        values[name] = _float(values[name])
+    values["cancel_requested"] = "1" if row.cancel_requested else "0"
+    values["version"] = str(row.version)
+    return {name: value for name, value in values.items() if value is not None}
 
 
-def _encode_entry(e: AuditEntry) -> str:
+def _hash_updates(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A checkpoint's optional fields as script arguments; ``""`` deletes the field."""
+    return [
+        (name, (_float(value) if name == "wake_at" else value) or "")
+        for name, value in fields.items()
+    ]
+
+
+def _entry_json(row: rows.EntryRow) -> str:
     """One entry as a JSON array; output and error are spliced in as their own JSON text."""
-    where = f"the entry of step {e.step_path!r}"
-    output = encode_nullable(e.output, f"the output of {where}", "output")
-    error = encode_nullable(e.error, f"the error of {where}", "error")
     head = [
-        e.step_path,
-        e.step_id,
-        e.step_type,
-        e.action,
-        int(e.attempt),
-        float(e.started_at),
-        float(e.finished_at),
+        row.step_path,
+        row.step_id,
+        row.step_type,
+        row.action,
+        int(row.attempt),
+        float(row.started_at),
+        float(row.finished_at),
     ]
     text = json.dumps(head, separators=(",", ":"))  # ASCII, so any string survives
-    return f"{text[:-1]},{output or 'null'},{error or 'null'}]"
+    return f"{text[:-1]},{row.output or 'null'},{row.error or 'null'}]"
 
 
 def _record(
@@ -478,65 +395,5 @@ def _record(
     variables: Iterable[tuple[str, str]],
     state: Iterable[tuple[str, str]],
 ) -> ExecutionRecord:
-    def number(name: str) -> float | None:
-        raw = fields.get(name)
-        return None if raw is None else float(raw)
-
-    return ExecutionRecord(
-        id=execution_id,
-        workflow_id=fields["workflow_id"],
-        definition_hash=fields["definition_hash"],
-        status=Status(fields["status"]),
-        input=decode(fields["input"]),
-        variables={name: decode(text) for name, text in variables},
-        state={key: decode(text) for key, text in state},
-        position=decode(fields["position"]),
-        output=decode(fields.get("output")),
-        halt=decode(fields.get("halt")),
-        error=decode(fields.get("error")),
-        parent_id=fields.get("parent_id"),
-        parent_step=fields.get("parent_step"),
-        owner=fields.get("owner"),
-        lease_expires_at=number("lease_expires_at"),
-        deadline=number("deadline"),
-        wake_at=number("wake_at"),
-        cancel_requested=fields.get("cancel_requested") == "1",
-        version=int(fields["version"]),
-        created_at=float(fields["created_at"]),
-        updated_at=float(fields["updated_at"]),
-    )
-
-
-def _summary(row: list[Any]) -> ExecutionSummary:
-    eid, workflow_id, status, parent_id, owner, lease, deadline, wake_at, cancel, *rest = row
-    version, created_at, updated_at = rest
-    return ExecutionSummary(
-        id=eid,
-        workflow_id=workflow_id,
-        status=Status(status),
-        parent_id=parent_id,
-        owner=owner,
-        lease_expires_at=None if lease is None else float(lease),
-        deadline=None if deadline is None else float(deadline),
-        wake_at=None if wake_at is None else float(wake_at),
-        cancel_requested=cancel == "1",
-        version=int(version),
-        created_at=float(created_at),
-        updated_at=float(updated_at),
-    )
-
-
-def _lease_lost(execution_id: str, owner: str, exists: bool, holder: str, status: str) -> LeaseLost:
-    if not exists:
-        return LeaseLost(
-            f"execution '{execution_id}' no longer exists; stop running it",
-            execution_id=execution_id,
-            owner=owner,
-        )
-    held = f"owned by '{holder}'" if holder else f"{status} and unowned"
-    return LeaseLost(
-        f"execution '{execution_id}' is {held}, not owned by '{owner}'; "
-        "another worker took it over or released it, so this one must stop running it",
-        execution_id=execution_id,
-        owner=owner,
-    )
+    row = [execution_id, *(fields.get(name) for name in rows.EXECUTION_COLUMNS[1:])]
+    return rows.record_from_row(row, variables, state)

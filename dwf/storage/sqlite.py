@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from dwf.errors import ConfigurationError, StoreError
+from dwf.storage import _rows as rows
 from dwf.storage import _sqlite_ops as ops
-from dwf.storage._json import encode, encode_nullable, require_name
+from dwf.storage._options import bad_option
 from dwf.storage.base import (
     AuditEntry,
     Checkpoint,
@@ -116,71 +117,21 @@ class SQLiteStore:
     # -- the protocol ------------------------------------------------------------------------
 
     async def create(self, record: ExecutionRecord, definition: str) -> ExecutionRecord:
-        """Insert a new execution; see :meth:`dwf.storage.base.Store.create`."""
-        created_at = record.created_at or self._clock()
-        row = ops.ExecutionRow(
-            id=record.id,
-            workflow_id=record.workflow_id,
-            definition_hash=record.definition_hash,
-            status=Status(record.status).value,
-            input=encode(record.input, "the execution input", "input"),
-            position=encode(record.position, "the position", "position"),
-            output=encode_nullable(record.output, "the execution output", "output"),
-            halt=encode_nullable(record.halt, "the halt", "halt"),
-            error=encode_nullable(record.error, "the error", "error"),
-            parent_id=record.parent_id,
-            parent_step=record.parent_step,
-            owner=record.owner,
-            lease_expires_at=record.lease_expires_at,
-            deadline=record.deadline,
-            wake_at=record.wake_at,
-            cancel_requested=int(bool(record.cancel_requested)),
-            version=1,
-            created_at=created_at,
-            updated_at=record.updated_at or created_at,
-        )
-        variables = _encode_map(record.variables, "variable")
-        state = _encode_map(record.state, "state key")
-        return await self._write(ops.create, row, variables, state, definition)
+        """See :meth:`dwf.storage.base.Store.create`."""
+        return await self._write(ops.create, rows.new_execution(record, self._clock), definition)
 
     async def load(self, execution_id: str) -> ExecutionRecord | None:
-        """The execution with its variables and state, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load`."""
         return await self._read(ops.load, execution_id)
 
     async def load_definition(self, definition_hash: str) -> str | None:
-        """The definition text stored under that hash, or ``None``."""
+        """See :meth:`dwf.storage.base.Store.load_definition`."""
         return await self._read(ops.load_definition, definition_hash)
 
     async def checkpoint(self, checkpoint: Checkpoint) -> int:
-        """Apply the checkpoint in one transaction; see :meth:`dwf.storage.base.Store.checkpoint`.
-
-        Only the named variables and state keys are written, so the cost does not depend on
-        how many exist. Values are encoded on the calling thread, before anything is written.
-        """
-        cp = checkpoint
-        changes = ops.CheckpointRow(
-            execution_id=cp.execution_id,
-            owner=cp.owner,
-            status=Status(cp.status).value,
-            position=encode(cp.position, "the position", "position"),
-            set_variables=_encode_map(cp.set_variables, "variable"),
-            delete_variables=[require_name(n, "variable") for n in cp.delete_variables],
-            set_state=_encode_map(cp.set_state, "state key"),
-            delete_state=[require_name(n, "state key") for n in cp.delete_state],
-            entries=[_encode_entry(e) for e in cp.entries],
-            fields={},
-            lease_expires_at=cp.lease_expires_at,
-            now=self._clock(),
-        )
-        if cp.set_output:
-            changes.fields["output"] = encode_nullable(cp.output, "the execution output", "output")
-        if cp.set_halt:
-            changes.fields["halt"] = encode_nullable(cp.halt, "the halt", "halt")
-        if cp.set_error:
-            changes.fields["error"] = encode_nullable(cp.error, "the error", "error")
-        if cp.set_wake_at:
-            changes.fields["wake_at"] = cp.wake_at
-        return await self._write(ops.checkpoint, changes)
+        """See :meth:`dwf.storage.base.Store.checkpoint`. Values are encoded on the calling
+        thread, before anything is written."""
+        return await self._write(ops.checkpoint, rows.checkpoint_row(checkpoint, self._clock))
 
     async def claim(
         self,
@@ -190,13 +141,13 @@ class SQLiteStore:
         lease_expires_at: float,
         expected_version: int,
     ) -> ExecutionRecord | None:
-        """Compare-and-set ownership on ``version``; the full record, or ``None`` if it lost."""
+        """See :meth:`dwf.storage.base.Store.claim`."""
         return await self._write(
             ops.claim, execution_id, owner, lease_expires_at, expected_version, self._clock()
         )
 
     async def renew(self, execution_id: str, *, owner: str, lease_expires_at: float) -> bool:
-        """Extend the lease if ``owner`` still runs the execution (version unchanged)."""
+        """See :meth:`dwf.storage.base.Store.renew`."""
         return await self._write(ops.renew, execution_id, owner, lease_expires_at)
 
     async def set_status(
@@ -208,23 +159,16 @@ class SQLiteStore:
         error: dict[str, Any] | None = None,
         entry: AuditEntry | None = None,
     ) -> bool:
-        """Compare-and-set the status on ``version``, release the execution, write ``error``."""
-        return await self._write(
-            ops.set_status,
-            execution_id,
-            expected_version,
-            Status(status).value,
-            encode_nullable(error, "the error", "error"),
-            None if entry is None else _encode_entry(entry),
-            self._clock(),
-        )
+        """See :meth:`dwf.storage.base.Store.set_status`."""
+        change = rows.status_row(execution_id, expected_version, status, error, entry, self._clock)
+        return await self._write(ops.set_status, change)
 
     async def request_cancel(self, execution_id: str) -> bool:
-        """Flag the execution for cancellation (version unchanged); False if it is unknown."""
+        """See :meth:`dwf.storage.base.Store.request_cancel`."""
         return await self._write(ops.request_cancel, execution_id)
 
     async def entries(self, execution_id: str) -> list[AuditEntry]:
-        """The execution's audit entries in ``seq`` order."""
+        """See :meth:`dwf.storage.base.Store.entries`."""
         return await self._read(ops.entries, execution_id)
 
     async def find(
@@ -236,22 +180,20 @@ class SQLiteStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionSummary]:
-        """Executions matching every given filter, newest first, paged."""
-        status_text = None if status is None else Status(status).value
-        return await self._read(
-            ops.find, workflow_id, status_text, parent_id, max(limit, 0), max(offset, 0)
-        )
+        """See :meth:`dwf.storage.base.Store.find`."""
+        query = rows.find_row(workflow_id, status, parent_id, limit, offset)
+        return await self._read(ops.find, query)
 
     async def find_due(self, *, now: float, limit: int = 100) -> list[ExecutionSummary]:
-        """Executions whose lease expired or whose wake-up time or deadline passed, oldest first."""
+        """See :meth:`dwf.storage.base.Store.find_due`."""
         return await self._read(ops.find_due, now, max(limit, 0))
 
     async def delete(self, execution_id: str) -> bool:
-        """Delete the execution, its variables, state and entries. True if it existed."""
+        """See :meth:`dwf.storage.base.Store.delete`."""
         return await self._write(ops.delete, execution_id)
 
     async def close(self) -> None:
-        """Close the connection and stop the worker thread; later calls raise StoreError."""
+        """See :meth:`dwf.storage.base.Store.close`; stops the worker thread."""
         if self._closed:
             return
         self._closed = True
@@ -382,29 +324,6 @@ class SQLiteStore:
         return StoreError(f"the SQLite store {path!r} failed: {text}", **facts)
 
 
-def _encode_map(values: Any, kind: str) -> list[tuple[str, str]]:
-    out = []
-    for name, value in values.items():
-        name = require_name(name, kind)
-        out.append((name, encode(value, f"{kind} '{name}'", name)))
-    return out
-
-
-def _encode_entry(e: AuditEntry) -> ops.EntryRow:
-    where = f"the entry of step {e.step_path!r}"
-    return ops.EntryRow(
-        step_path=e.step_path,
-        step_id=e.step_id,
-        step_type=e.step_type,
-        action=e.action,
-        attempt=e.attempt,
-        started_at=e.started_at,
-        finished_at=e.finished_at,
-        output=encode_nullable(e.output, f"the output of {where}", "output"),
-        error=encode_nullable(e.error, f"the error of {where}", "error"),
-    )
-
-
 def _check_synchronous(value: str) -> str:
     lowered = value.lower()
     if lowered not in _SYNCHRONOUS:
@@ -426,10 +345,7 @@ def _parse_seconds(text: str, url: str) -> float:
     except ValueError:
         seconds = -1.0
     if not seconds >= 0:  # also rejects NaN
-        raise ConfigurationError(
-            f"busy_timeout in {url!r} must be a number of seconds (10, 2.5, 500ms), got {text!r}",
-            url=url,
-        )
+        raise bad_option("busy_timeout", text, url, "a number of seconds (10, 2.5, 500ms)")
     return seconds
 
 

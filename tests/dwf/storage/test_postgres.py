@@ -253,7 +253,7 @@ async def test_a_refused_connection_raises_store_error_quickly_without_the_passw
 async def test_no_free_connection_within_pool_timeout_raises_store_error(store_url: str) -> None:
     store = PostgresStore(with_options(store_url, pool_max="1", pool_timeout="0.2"))
     await store.create(make_record(), "d")
-    pool = store._pool
+    pool = store._pools.current
     assert pool is not None
     async with pool.connection():  # the only connection is busy
         with pytest.raises(StoreError, match=r"within 0.2 s.*pool_max"):
