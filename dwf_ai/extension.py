@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 from dwf.extensions import Registry, TopLevelKey
 from dwf_ai.definitions import AgentsSection, ToolsSection
+from dwf_ai.guardrails import DefaultModerator, GuardrailStep
 from dwf_ai.mcp import MCPClientPool, MCPServersSection, MCPStep, check_mcp_servers
+from dwf_ai.search import FileSearchStep
 from dwf_ai.steps import AgentStep, AIRuntime, HandoffStep
 from dwf_ai.tools import ToolRegistry
 
 if TYPE_CHECKING:
-    from dwf_ai.models.base import Model
+    from dwf_ai.models.base import Model, Moderator
     from dwf_ai.models.config import ProviderConfig
 
 __all__ = ["AIExtension"]
@@ -39,6 +41,8 @@ class AIExtension:
         config: API keys, base URLs and timeouts for the OpenAI and Anthropic providers
             (default: from the environment).
         tools: Python tools that agents may name in their ``tools`` list.
+        moderator: What ``moderation`` guardrail checks call (default: the OpenAI moderation
+            endpoint, resolved on first use).
     """
 
     name = "ai"
@@ -48,12 +52,15 @@ class AIExtension:
         models: Mapping[str, Model] | None = None,
         config: ProviderConfig | None = None,
         tools: ToolRegistry | None = None,
+        moderator: Moderator | None = None,
     ) -> None:
         self.runtime = AIRuntime(
             models=dict(models or {}), config=config, tools=tools or ToolRegistry()
         )
         #: Connections to external MCP servers, shared by `mcp` steps (and agents) of the engine.
         self.mcp_pool = MCPClientPool()
+        #: The moderation endpoint guardrails use (the OpenAI provider by default; lazy).
+        self.moderator = moderator if moderator is not None else DefaultModerator(config)
 
     @property
     def tools(self) -> ToolRegistry:
@@ -85,7 +92,12 @@ class AIExtension:
         registry.register_step(AgentStep(self.runtime))
         registry.register_step(HandoffStep(self.runtime))
         registry.register_step(MCPStep(pool=self.mcp_pool))
+        registry.register_step(GuardrailStep(moderator=self.moderator))
+        registry.register_step(FileSearchStep())
 
     async def aclose(self) -> None:
-        """Close the MCP connections (called by ``Engine.close()``)."""
+        """Close the MCP connections and the moderator's client (``Engine.close()`` calls it)."""
         await self.mcp_pool.aclose()
+        close = getattr(self.moderator, "aclose", None)
+        if close is not None:
+            await close()
