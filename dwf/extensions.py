@@ -327,9 +327,15 @@ class Registry:
             try:
                 loaded = ep.load()
             except ImportError as exc:  # a broken install must not break dwf itself
-                raise RegistryError(
-                    f"extension '{ep.name}' ({ep.value}) cannot be imported: {exc}"
-                ) from exc
+                import logging
+
+                logging.getLogger("dwf").warning(
+                    "extension '%s' (%s) is skipped: it cannot be imported (%s)",
+                    ep.name,
+                    ep.value,
+                    exc,
+                )
+                continue
             extension = loaded() if isinstance(loaded, type) else loaded
             registry.install(extension)
         return registry

@@ -26,8 +26,6 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-import anyio
-import httpx2
 import jsonschema
 
 from dwf.extensions import did_you_mean
@@ -50,6 +48,22 @@ if TYPE_CHECKING:
     from mcp import Client
 
 __all__ = ["IDEMPOTENCY_META_KEY", "MCPClientPool"]
+
+
+def _deps() -> tuple[Any, Any]:
+    """``anyio`` and ``httpx2``, imported on first use: they come with the ``mcp`` extra, and
+    ``import dwf_ai`` must work without it."""
+    try:
+        import anyio
+        import httpx2
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        from dwf_ai.mcp.errors import MCPConfigError
+
+        raise MCPConfigError(
+            f'calling MCP servers needs the mcp extra: pip install "dwf[mcp]" ({exc})'
+        ) from exc
+    return anyio, httpx2
+
 
 logger = logging.getLogger("dwf.ai")
 
@@ -248,6 +262,7 @@ class MCPClientPool:
         request never reached the server, or repeating it has no effect)."""
         from mcp.shared.exceptions import MCPError
 
+        anyio, httpx2 = _deps()
         for attempt in (1, 2):
             conn = await self._connection(server)
             assert conn.client is not None

@@ -13,10 +13,7 @@ import contextlib
 import logging
 import math
 import os
-from typing import TYPE_CHECKING, TextIO
-
-import anyio
-import httpx2
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dwf_ai.mcp.config import ResolvedServer
 from dwf_ai.mcp.errors import MCPClientError, MCPConnectionError, MCPTimeoutError
@@ -27,6 +24,22 @@ if TYPE_CHECKING:
     from mcp.client.session import IncomingMessage
 
 __all__ = ["Connection", "describe_error", "innermost"]
+
+
+def _deps() -> tuple[Any, Any]:
+    """``anyio`` and ``httpx2``, imported on first use: they come with the ``mcp`` extra, and
+    ``import dwf_ai`` must work without it."""
+    try:
+        import anyio
+        import httpx2
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        from dwf_ai.mcp.errors import MCPConfigError
+
+        raise MCPConfigError(
+            f'calling MCP servers needs the mcp extra: pip install "dwf[mcp]" ({exc})'
+        ) from exc
+    return anyio, httpx2
+
 
 logger = logging.getLogger("dwf.ai")
 
@@ -106,6 +119,7 @@ class Connection:
         try:
             # The deadline covers starting and the handshake only; it is lifted once connected.
             # One scope around the whole lifetime keeps the SDK's task groups properly nested.
+            anyio, _ = _deps()
             with anyio.CancelScope(deadline=anyio.current_time() + server.connect_timeout) as scope:
                 async with contextlib.AsyncExitStack() as stack:
                     transport = await open_transport(
@@ -183,6 +197,7 @@ def describe_error(exc: BaseException | None) -> str:
     if isinstance(leaf, MCPError):
         return leaf.message
     text = str(leaf) or type(leaf).__name__
+    _, httpx2 = _deps()
     return text if isinstance(leaf, httpx2.HTTPError) else f"{type(leaf).__name__}: {text}"
 
 
@@ -191,6 +206,7 @@ def _connect_error(
 ) -> MCPClientError:
     from mcp.shared.exceptions import MCPError
 
+    _, httpx2 = _deps()
     leaf = innermost(exc)
     where = f"MCP server '{server.name}' ({server.describe()})"
     if isinstance(leaf, TimeoutError):
