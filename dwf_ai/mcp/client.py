@@ -50,6 +50,19 @@ if TYPE_CHECKING:
 __all__ = ["IDEMPOTENCY_META_KEY", "MCPClientPool"]
 
 
+def _server_errlog() -> TextIO:
+    """Where a stdio server's stderr goes: ours when it is a real file (a subprocess needs a
+    descriptor), else the original stderr, else nowhere (e.g. under captured output)."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.fileno()
+                return stream
+        except (AttributeError, OSError, ValueError):
+            continue
+    return open(os.devnull, "w")  # lives as long as the process
+
+
 def _deps() -> tuple[Any, Any]:
     """``anyio`` and ``httpx2``, imported on first use: they come with the ``mcp`` extra, and
     ``import dwf_ai`` must work without it."""
@@ -228,7 +241,7 @@ class MCPClientPool:
                 await self._ready(existing, key)
                 return existing
             await self._discard(existing)
-        conn = Connection(server, errlog=self._errlog or sys.stderr)
+        conn = Connection(server, errlog=self._errlog or _server_errlog())
         self._connections[key] = conn
         conn.start()
         await self._ready(conn, key)
