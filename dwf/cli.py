@@ -256,18 +256,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if payload is None:  # not `or {}`: `[]`, `0` or `""` must be reported, not run as `{}`
         payload = {}
     if args.broker:
-        engine = _engine(args, registry=registry, workflows=catalog)
-
-        async def enqueue(runner: Any) -> str:
-            try:
-                new_id: str = await runner.enqueue_run(
-                    definition, payload, execution_id=args.execution_id
-                )
-                return new_id
-            finally:
-                await runner.aclose()
-
-        return _enqueued(engine, args, enqueue)
+        return _enqueued(
+            _engine(args, registry=registry, workflows=catalog),
+            args,
+            lambda runner: runner.enqueue_run(definition, payload, execution_id=args.execution_id),
+        )
     progress = not args.json and sys.stderr.isatty() and not args.quiet
     engine = _engine(args, registry=registry, workflows=catalog, progress=progress)
     result = _run_async(engine, engine.run(definition, payload, execution_id=args.execution_id))
@@ -280,18 +273,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if approved is None and response is None:
         raise UsageError("say how to resume: --approve, --reject or --response JSON")
     if args.broker:
-        engine = _engine(args)
-
-        async def enqueue(runner: Any) -> str:
-            try:
-                queued: str = await runner.enqueue_resume(
-                    args.execution_id, approved=approved, response=response, by=args.by
-                )
-                return queued
-            finally:
-                await runner.aclose()
-
-        return _enqueued(engine, args, enqueue)
+        return _enqueued(
+            _engine(args),
+            args,
+            lambda runner: runner.enqueue_resume(
+                args.execution_id, approved=approved, response=response, by=args.by
+            ),
+        )
     progress = not args.json and sys.stderr.isatty() and not args.quiet
     engine = _engine(args, progress=progress)
     result = _run_async(
@@ -301,12 +289,29 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _enqueued(engine: Engine, args: argparse.Namespace, enqueue: Any) -> int:
-    """Queue a job for ``dwf worker`` processes; print the execution id at once."""
+    """Queue a job for ``dwf worker`` processes (``enqueue(runner)`` returns the execution id);
+    print the id at once, or with ``--wait`` the outcome."""
     from dwf.runners.celery_app import CeleryAdapter
     from dwf.runners.queue import QueueRunner
 
     runner = QueueRunner(engine, CeleryAdapter(args.broker, queue=args.queue))
-    execution_id = _run_async(engine, enqueue(runner))
+
+    async def go() -> tuple[str, RunResult | None]:
+        try:
+            execution_id: str = await enqueue(runner)
+            if args.wait is None:
+                return execution_id, None
+            return execution_id, await runner.wait(execution_id, args.wait)
+        finally:
+            await runner.aclose()
+
+    try:
+        execution_id, result = _run_async(engine, go())
+    except TimeoutError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    if result is not None:
+        return _print_result(result, args.json)
     if args.json:
         print(json.dumps({"execution_id": execution_id, "status": "queued"}))
     else:
@@ -481,14 +486,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError("dwf worker needs a broker: --broker URL (or $DWF_BROKER)")
     if args.concurrency < 1:
         raise UsageError("--concurrency takes a whole number >= 1")
-    from dwf.runners.celery_app import make_celery_app, run_worker
-
     store = args.store or os.environ.get("DWF_STORE")
     if not store:
         raise UsageError(
             "dwf worker needs the store the producers use: --store URL (or $DWF_STORE), e.g. "
             "postgresql://user@db/dwf"
         )
+    from dwf.runners.celery_app import make_celery_app, run_worker
+
     app = make_celery_app(
         broker,
         store,
@@ -555,6 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
             'execution id at once (pip install "dwf[celery]")',
         )
         p.add_argument("--queue", default="dwf", metavar="NAME", help="the workers' queue (dwf)")
+        p.add_argument(
+            "--wait",
+            type=float,
+            metavar="SECONDS",
+            help="with --broker: wait (at most SECONDS) until it completes, fails or halts",
+        )
 
     p = sub.add_parser("validate", help="check workflow files")
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")

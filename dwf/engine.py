@@ -51,7 +51,14 @@ from dwf.errors import (
 from dwf.extensions import Halt, Registry, default_registry, did_you_mean
 from dwf.runtime import ResumeInput, SubWorkflowResult
 from dwf.services import Services
-from dwf.storage.base import TERMINAL_STATUSES, AuditEntry, ExecutionRecord, Status, Store
+from dwf.storage.base import (
+    TERMINAL_STATUSES,
+    AuditEntry,
+    ExecutionRecord,
+    ExecutionSummary,
+    Status,
+    Store,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -228,6 +235,9 @@ class Engine:
             tuple[WorkflowDefinition, tuple[str, str, dict[str, WorkflowDefinition]]],
         ] = {}
         self._renewer: asyncio.Task[None] | None = None
+        # Executions this engine claimed whose drive ended with an error (the store went away,
+        # the task was cancelled): still ours in the store, but nobody drives them any more.
+        self._abandoned: set[str] = set()
 
     # ------------------------------------------------------------------ events
 
@@ -279,10 +289,17 @@ class Engine:
         input: Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
+        start_within: float | None = None,
     ) -> str:
         """Create a ``pending`` execution without running it (a worker or :meth:`continue_`
-        runs it). Returns its id."""
+        runs it). Returns its id.
+
+        With ``start_within`` (seconds), an execution still pending after that long (its queue
+        message was lost, its process died) is started by :meth:`recover`, as a due timer.
+        """
         record = self._new_record(workflow, input, execution_id, status=Status.PENDING)
+        if start_within is not None:
+            record.wake_at = record.created_at + start_within
         digest, text, children = self._bundle(workflow, self.workflows)
         record.definition_hash = digest
         self._definitions[digest] = (workflow, children)
@@ -309,8 +326,14 @@ class Engine:
         approved: bool | None = None,
         response: Any = None,
         by: str | None = None,
+        expected_version: int | None = None,
     ) -> RunResult:
-        """Resume a halted execution with a person's answer."""
+        """Resume a halted execution with a person's answer.
+
+        With ``expected_version``, resume only if the execution is still at that version (the
+        halt that was answered), else raise :class:`InvalidTransition`; a queued resume uses it
+        so that it never answers a later halt.
+        """
         record = await self._load(execution_id)
         if record.parent_id is not None:
             raise InvalidTransition(
@@ -332,13 +355,21 @@ class Engine:
                 execution_id=execution_id,
                 status=str(record.status),
             )
+        if expected_version is not None and record.version != expected_version:
+            raise InvalidTransition(
+                f"execution {execution_id} changed since this resume was prepared (version "
+                f"{expected_version}, now {record.version}); load it again",
+                execution_id=execution_id,
+            )
         response = to_json_safe(response, "the resume response") if response is not None else None
         run = await self._claim(record)
         return await self._resume_run(run, ResumeInput(approved=approved, response=response, by=by))
 
     async def recover(self, execution_id: str | None = None) -> list[RunResult]:
-        """Continue executions whose owner is gone, fire expired approval timeouts and workflow
-        deadlines. With an id, only that execution (it must need recovery)."""
+        """Continue executions whose owner is gone, fire expired approval timeouts, fail
+        executions past their workflow deadline (pending, running or halted), and start pending
+        executions whose ``start_within`` passed. With an id, only that execution (it must need
+        recovery)."""
         now = self.clock()
         if execution_id is not None:
             records = [await self._load(execution_id)]
@@ -351,6 +382,8 @@ class Engine:
                 if summary.id in seen or summary.parent_id is not None:
                     continue
                 seen.add(summary.id)
+                if summary.status == Status.RUNNING and self._has_live_owner(summary, now):
+                    continue  # a live owner holds it: skip the load
                 loaded = await self.store.load(summary.id)
                 if loaded is not None:
                     records.append(loaded)
@@ -359,6 +392,31 @@ class Engine:
             result = await self._recover_one(record, now, explicit=execution_id is not None)
             if result is not None:
                 results.append(result)
+        return results
+
+    async def tick(self, *, pending_after: float | None = None) -> list[RunResult]:
+        """One round of a worker's housekeeping: :meth:`recover` (dead owners, expired leases,
+        approval timeouts, deadlines of pending, running and halted executions), then, with
+        ``pending_after``, start the pending executions created at least that many seconds ago
+        (their queue message was lost, or no broker is used: ``dwf recover --loop``).
+        Executions that another process takes first are skipped."""
+        results = await self.recover()
+        if pending_after is None:
+            return results
+        cutoff = self.clock() - pending_after
+        pending: list[ExecutionSummary] = []
+        page, offset = 500, 0
+        while True:  # newest first: the old ones are on the last pages
+            found = await self.store.find(status=Status.PENDING, limit=page, offset=offset)
+            pending += [s for s in found if s.parent_id is None and s.created_at <= cutoff]
+            if len(found) < page:
+                break
+            offset += page
+        for summary in sorted(pending, key=lambda s: (s.created_at, s.id)):
+            try:
+                results.append(await self.continue_(summary.id))
+            except (InvalidTransition, ExecutionNotFound):
+                continue  # started, cancelled or deleted by someone else meanwhile
         return results
 
     async def get(self, execution_id: str) -> ExecutionRecord:
@@ -396,11 +454,20 @@ class Engine:
         return RunResult.from_record(await self._load(execution_id))
 
     async def close(self) -> None:
+        """Stop lease renewal, close the extensions' resources (those with an ``aclose()``,
+        e.g. the AI extension's MCP connections) and the store."""
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
+        for extension in self.registry.extensions.values():
+            aclose = getattr(extension, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:  # closing must go on for the others and the store
+                    logger.warning("closing extension %r failed", extension, exc_info=True)
         await self.store.close()
 
     # sync wrappers -------------------------------------------------------------
@@ -556,6 +623,7 @@ class Engine:
                 "concurrently); run `dwf show` to see its state",
                 execution_id=record.id,
             )
+        self._abandoned.discard(record.id)
         return Run(self, claimed, definition, self.owner, catalog=children)
 
     async def _resume_run(self, run: Run, resume: ResumeInput) -> RunResult:
@@ -586,8 +654,7 @@ class Engine:
         status = record.status
         try:
             if status == Status.RUNNING:
-                expired = record.lease_expires_at is not None and record.lease_expires_at <= now
-                if not (expired or _owner_is_dead(record.owner)):
+                if self._has_live_owner(record, now):
                     if explicit:
                         raise InvalidTransition(
                             f"execution {record.id} is running in a live process ({record.owner}); "
@@ -597,6 +664,13 @@ class Engine:
                 run = await self._claim(record)
                 run.pending_entries.append(AuditEntry(run.id, "", "", "", "recovered", now, now))
                 self.emit("workflow.recovered", run, previous_owner=record.owner)
+                return await self._drive(run)
+            if status == Status.PENDING and record.deadline is not None and record.deadline <= now:
+                run = await self._claim(record)
+                return await self._drive(run)  # fails at once with WorkflowTimeout
+            if status == Status.PENDING and record.wake_at is not None and record.wake_at <= now:
+                run = await self._claim(record)  # not started in time (see start_within)
+                self.emit("workflow.started", run, input=run.record.input)
                 return await self._drive(run)
             if status == Status.HALTED:
                 if record.deadline is not None and record.deadline <= now:
@@ -664,6 +738,7 @@ class Engine:
             self.emit("workflow.completed", run, output=output)
             return RunResult(run.id, "completed", output=output, workflow_id=record.workflow_id)
         except StoreError as exc:
+            self._abandoned.add(run.id)  # ours, but undriven: recover() may take it back
             raise StoreError(
                 f"{exc.message} Execution {run.id} is left 'running' at its last checkpoint; "
                 f"`dwf recover {run.id}` continues it once the store works again.",
@@ -673,6 +748,11 @@ class Engine:
             logger.warning("lost the lease of execution %s; another process owns it now", run.id)
             current = await self.store.load(run.id)
             return RunResult.from_record(current) if current else RunResult(run.id, "running")
+        except BaseException:
+            # Still ours in the store, but nobody drives it now: recover() may take it back at
+            # once instead of waiting for the lease to expire.
+            self._abandoned.add(run.id)
+            raise
         finally:
             self._active.pop(run.id, None)
             if not self._active and self._renewer is not None:
@@ -733,6 +813,15 @@ class Engine:
             child = await self._claim(record)
             return _child_result(await self._drive(child))
         return _child_result(RunResult.from_record(record))
+
+    def _has_live_owner(self, record: ExecutionRecord | ExecutionSummary, now: float) -> bool:
+        """True when a running execution has a live owner: a lease that has not expired, held
+        by a process that is not known to be dead, and not one this engine abandoned."""
+        if record.lease_expires_at is not None and record.lease_expires_at <= now:
+            return False
+        if record.owner == self.owner:
+            return record.id not in self._abandoned
+        return not _owner_is_dead(record.owner)
 
     def _ensure_renewer(self) -> None:
         if self._renewer is None or self._renewer.done():
