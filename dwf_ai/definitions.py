@@ -42,13 +42,16 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from dwf.extensions import did_you_mean
+from dwf_ai.guardrails.checks import CheckList
 
 if TYPE_CHECKING:
     from dwf.dsl.model import WorkflowDefinition
 
 __all__ = [
+    "FILE_SEARCH_TOOL",
     "HANDOFF_TOOL_PREFIX",
     "AgentDef",
+    "AgentFileSearch",
     "AgentsSection",
     "HandoffDef",
     "JsonSchema",
@@ -65,6 +68,9 @@ __all__ = [
 
 #: Handoffs are offered to the model as tools named ``transfer_to_<agent id>``.
 HANDOFF_TOOL_PREFIX = "transfer_to_"
+
+#: The name the model sees for an agent's ``file_search`` tool (unless it says ``name:``).
+FILE_SEARCH_TOOL = "file_search"
 
 # What OpenAI and Anthropic accept as a tool name.
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -212,6 +218,32 @@ class HandoffDef(_Definition):
         return HANDOFF_TOOL_PREFIX + self.agent_id
 
 
+class AgentFileSearch(_Definition):
+    """An agent's ``file_search`` tool: the model sends a query, the workflow chose the files.
+
+    ``files`` are paths, directories or globs relative to the workflow file's folder;
+    ``max_results`` is both the default and the most the model may ask for per call.
+    A bare list (``file_search: [docs/*.md]``) is the same as ``{files: [...]}``.
+    """
+
+    files: list[str] = Field(min_length=1)
+    max_results: int = Field(default=5, ge=1, le=50)
+    name: str = FILE_SEARCH_TOOL
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_files(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"files": [data]}
+        return {"files": data} if isinstance(data, list) else data
+
+    @field_validator("name")
+    @classmethod
+    def _tool_name(cls, value: str) -> str:
+        return check_tool_name(value)
+
+
 class AgentDef(_Definition):
     """An LLM agent: its model, instructions, tools, handoffs and model settings.
 
@@ -219,6 +251,12 @@ class AgentDef(_Definition):
     (``gpt-4o-mini``, ``claude-...``, ``openai:...``); ``provider`` forces the provider.
     ``max_turns`` caps the model calls of a step that starts with this agent (the step's own
     ``max_turns`` wins; default 10). ``output_schema`` asks for structured output.
+
+    ``mcp_servers`` gives the agent every tool of those servers (names under the workflow's
+    ``mcp_servers``); ``file_search`` gives it a ``file_search`` tool over fixed files.
+    ``input_guardrails`` check the prompt of every step that starts with this agent, before the
+    model is called; ``output_guardrails`` check every answer this agent gives a step, before it
+    is stored (both run before the step's own checks of the same stage).
     """
 
     id: str
@@ -235,6 +273,10 @@ class AgentDef(_Definition):
     model_settings: dict[str, Any] = Field(default_factory=dict)
     max_turns: int | None = Field(default=None, ge=1, le=1000)
     output_schema: JsonSchema = None
+    mcp_servers: list[str] = Field(default_factory=list)
+    file_search: AgentFileSearch | None = None
+    input_guardrails: CheckList = Field(default_factory=list)
+    output_guardrails: CheckList = Field(default_factory=list)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -249,6 +291,14 @@ class AgentDef(_Definition):
                 raise ValueError(f"tool '{name}' is listed twice")
         return value
 
+    @field_validator("mcp_servers")
+    @classmethod
+    def _unique_servers(cls, value: list[str]) -> list[str]:
+        for i, name in enumerate(value):
+            if name in value[:i]:
+                raise ValueError(f"MCP server '{name}' is listed twice")
+        return value
+
     @model_validator(mode="after")
     def _handoffs(self) -> AgentDef:
         targets = [h.agent_id for h in self.handoffs]
@@ -257,6 +307,11 @@ class AgentDef(_Definition):
                 raise ValueError(f"agent '{self.id}' cannot hand off to itself")
             if target in targets[:i]:
                 raise ValueError(f"handoff to '{target}' is listed twice")
+        if self.file_search is not None and self.file_search.name in self.tools:
+            raise ValueError(
+                f"the file_search tool is named '{self.file_search.name}', like a tool in "
+                "'tools'; rename one (file_search takes 'name: ...')"
+            )
         return self
 
 
@@ -339,16 +394,22 @@ def _at(workflow: WorkflowDefinition, *path: str | int) -> str:
 
 
 def agent_problems(
-    workflow: WorkflowDefinition, start: str, python_tools: Iterable[str]
+    workflow: WorkflowDefinition,
+    start: str,
+    python_tools: Iterable[str],
+    mcp_servers: Iterable[str] | None = None,
 ) -> list[str]:
     """Problems of the agent ``start`` and of every agent it can hand off to: an unknown agent,
     tools that are neither in the workflow's ``tools`` nor registered Python tools, handoffs to
-    unknown agents. Each message names the agent and the line of the offending entry."""
+    unknown agents, MCP servers that are not defined (``mcp_servers``: the names known besides
+    the workflow's own section). Each message names the agent and the line of the entry."""
     agents = agents_of(workflow)
     if start not in agents:
         known = ", ".join(agents) or "none (add an 'agents' section)"
         return [f"unknown agent '{start}'{did_you_mean(start, agents)}; agents: {known}"]
     available = set(tools_of(workflow)) | set(python_tools)
+    section = workflow.extensions.get("mcp_servers")
+    servers = set(section or ()) | set(mcp_servers or ())
     problems: list[str] = []
     seen: set[str] = set()
     todo = [start]
@@ -367,6 +428,14 @@ def agent_problems(
                     f"agent '{agent_id}'{via} names unknown tool '{name}'{where}"
                     f"{did_you_mean(name, available)}; define it under 'tools' or register a "
                     "Python tool"
+                )
+        for k, server in enumerate(agent.mcp_servers):
+            if server not in servers:
+                where = _at(workflow, "agents", index, "mcp_servers", k)
+                defined = ", ".join(sorted(servers)) or "none (add a top-level 'mcp_servers')"
+                problems.append(
+                    f"agent '{agent_id}'{via} names unknown MCP server '{server}'{where}"
+                    f"{did_you_mean(server, servers)}; defined servers: {defined}"
                 )
         for k, handoff in enumerate(agent.handoffs):
             if handoff.agent_id in agents:

@@ -21,7 +21,7 @@ from dwf.extensions import Registry, TopLevelKey
 from dwf_ai.definitions import AgentsSection, ToolsSection
 from dwf_ai.guardrails import DefaultModerator, GuardrailStep
 from dwf_ai.mcp import MCPClientPool, MCPServersSection, MCPStep, check_mcp_servers
-from dwf_ai.search import FileSearchStep
+from dwf_ai.search import FileSearchStep, SearchIndex
 from dwf_ai.steps import AgentStep, AIRuntime, HandoffStep
 from dwf_ai.tools import ToolRegistry
 
@@ -41,8 +41,12 @@ class AIExtension:
         config: API keys, base URLs and timeouts for the OpenAI and Anthropic providers
             (default: from the environment).
         tools: Python tools that agents may name in their ``tools`` list.
-        moderator: What ``moderation`` guardrail checks call (default: the OpenAI moderation
-            endpoint, resolved on first use).
+        moderator: What ``moderation`` guardrail checks call, in ``guardrail`` steps and in
+            agents' input and output guardrails (default: the OpenAI moderation endpoint,
+            resolved on first use).
+        mcp_pool: The MCP connections ``mcp`` steps and agents share (default: a new pool).
+        search_index: The index ``file_search`` steps and agents' ``file_search`` tools use
+            (default: ``dwf-search.db`` beside the dwf store, opened on first use).
     """
 
     name = "ai"
@@ -53,14 +57,24 @@ class AIExtension:
         config: ProviderConfig | None = None,
         tools: ToolRegistry | None = None,
         moderator: Moderator | None = None,
+        mcp_pool: MCPClientPool | None = None,
+        search_index: SearchIndex | None = None,
     ) -> None:
-        self.runtime = AIRuntime(
-            models=dict(models or {}), config=config, tools=tools or ToolRegistry()
-        )
-        #: Connections to external MCP servers, shared by `mcp` steps (and agents) of the engine.
-        self.mcp_pool = MCPClientPool()
+        #: Connections to external MCP servers, shared by `mcp` steps and agents of the engine.
+        self.mcp_pool = mcp_pool if mcp_pool is not None else MCPClientPool()
         #: The moderation endpoint guardrails use (the OpenAI provider by default; lazy).
         self.moderator = moderator if moderator is not None else DefaultModerator(config)
+        #: The file-search index of `file_search` steps and agents' file_search tools.
+        self.search_index = search_index if search_index is not None else SearchIndex()
+        #: What agent and handoff steps use: models, tools, and the three resources above.
+        self.runtime = AIRuntime(
+            models=dict(models or {}),
+            config=config,
+            tools=tools or ToolRegistry(),
+            mcp_pool=self.mcp_pool,
+            moderator=self.moderator,
+            search_index=self.search_index,
+        )
 
     @property
     def tools(self) -> ToolRegistry:
@@ -93,11 +107,13 @@ class AIExtension:
         registry.register_step(HandoffStep(self.runtime))
         registry.register_step(MCPStep(pool=self.mcp_pool))
         registry.register_step(GuardrailStep(moderator=self.moderator))
-        registry.register_step(FileSearchStep())
+        registry.register_step(FileSearchStep(index=self.search_index))
 
     async def aclose(self) -> None:
-        """Close the MCP connections and the moderator's client (``Engine.close()`` calls it)."""
+        """Close the MCP connections, the provider models made for agents and the moderator's
+        client (``Engine.close()`` calls it)."""
         await self.mcp_pool.aclose()
+        await self.runtime.aclose()
         close = getattr(self.moderator, "aclose", None)
         if close is not None:
             await close()

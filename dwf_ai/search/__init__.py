@@ -7,8 +7,8 @@
 * :class:`FileSearchStep` / :class:`FileSearchConfig` — the step type.
 * :func:`file_search_tool` and :func:`run_file_search_tool` — the agent tool's spec and call.
 
-Optional backend: local embeddings (:mod:`dwf_ai.search.embeddings`). OpenAI vector stores are
-not built (see ``docs/ai-guardrails-search.md``).
+Local embeddings and OpenAI vector stores are not built (see ``docs/ai.md``, "File search",
+"Not built").
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Tool calls of the agent loop: which tools an agent sees, checking a call's arguments against
-the tool's JSON Schema, and running it (a YAML tool through its service, a Python tool directly).
+the tool's JSON Schema, and running it (a YAML tool through its service, a Python tool directly,
+an MCP tool through the engine's MCP pool, ``file_search`` over the agent's files).
 
 A call the model got wrong (an unknown tool, arguments that are not JSON or do not match the
-schema) is answered with an error message for the model, never raised: the model can correct
-itself. Only a misconfiguration (a tool bound to a service that is not registered) fails the step.
+schema, an MCP tool the server no longer has) is answered with an error message for the model,
+never raised: the model can correct itself. A misconfiguration (a tool bound to a service that is
+not registered, an undefined MCP server) fails the step, and so does an MCP server that cannot be
+reached or does not answer in time (retryable: the step's ``retries`` apply).
 """
 
 from __future__ import annotations
@@ -13,37 +16,68 @@ import inspect
 import json
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from dwf.errors import NonRetryableError, RegistryError
+from dwf.errors import NonRetryableError, RegistryError, StepFailed
 from dwf.runtime import StepContext
-from dwf_ai.definitions import AgentDef, ToolDef
+from dwf_ai.definitions import AgentDef, AgentFileSearch, ToolDef
+from dwf_ai.mcp.config import mcp_servers_of
+from dwf_ai.mcp.errors import (
+    MCPConfigError,
+    MCPConnectionError,
+    MCPInvalidCall,
+    MCPTimeoutError,
+    MCPToolNotFound,
+)
+from dwf_ai.mcp.result import ToolResult
+from dwf_ai.mcp.toolset import MCPTool
 from dwf_ai.models.base import ToolCall, ToolSpec
+from dwf_ai.search import FILE_SEARCH_PARAMETERS, run_file_search_tool
+from dwf_ai.steps._runtime import AIRuntime
 from dwf_ai.tools import Tool, ToolRegistry
 
 __all__ = [
     "BoundTool",
+    "MCPToolMisconfigured",
+    "MCPToolUnavailable",
     "PreparedCall",
     "as_text",
     "bind_tools",
+    "file_search_spec",
     "first_handoff",
     "invoke",
     "is_misconfiguration",
     "prepare",
     "run_all",
+    "workflow_dir",
 ]
+
+
+class MCPToolUnavailable(StepFailed):
+    """An agent's MCP tool could not be called: its server cannot be reached, went away or did
+    not answer in time. The step fails (and its ``retries`` apply); ``server`` and ``tool`` say
+    which."""
+
+
+class MCPToolMisconfigured(NonRetryableError):
+    """An agent's MCP tool cannot be called as configured (an undefined server, an unset
+    ``${VAR}``); never retried."""
 
 
 @dataclass(frozen=True)
 class BoundTool:
-    """A tool as one agent sees it: a YAML tool, a Python tool or a handoff."""
+    """A tool as one agent sees it: a YAML tool, a Python tool, an MCP server's tool, the
+    agent's file search, or a handoff."""
 
     spec: ToolSpec
     yaml: ToolDef | None = None
     python: Tool | None = None
     handoff_to: str | None = None
+    mcp: MCPTool | None = None
+    file_search: AgentFileSearch | None = None
 
     @property
     def needs_approval(self) -> bool:
@@ -76,9 +110,12 @@ def bind_tools(
     python_tools: ToolRegistry,
     *,
     step_id: str,
+    mcp_tools: Iterable[MCPTool] = (),
 ) -> dict[str, BoundTool]:
     """The tools ``agent`` is offered, by name: its ``tools`` (a YAML tool of the workflow wins
-    over a Python tool of the same name), then ``transfer_to_<id>`` for each handoff."""
+    over a Python tool of the same name), its ``file_search`` tool, the tools of its MCP
+    servers (``mcp_tools``, already named apart from the others), then ``transfer_to_<id>`` for
+    each handoff."""
     found: dict[str, BoundTool] = {}
     for name in agent.tools:
         yaml = workflow_tools.get(name)
@@ -94,6 +131,11 @@ def bind_tools(
             )
         spec = ToolSpec(name, python.description, python.parameters)
         found[name] = BoundTool(spec, python=python)
+    if agent.file_search is not None:
+        search = agent.file_search
+        found[search.name] = BoundTool(file_search_spec(search), file_search=search)
+    for mcp_tool in mcp_tools:
+        found[mcp_tool.spec.name] = BoundTool(mcp_tool.spec, mcp=mcp_tool)
     for handoff in agent.handoffs:
         target = agents.get(handoff.agent_id)
         label = f" ({target.name})" if target is not None and target.name else ""
@@ -101,6 +143,19 @@ def bind_tools(
         spec = ToolSpec(handoff.tool_name, description, {"type": "object", "properties": {}})
         found[handoff.tool_name] = BoundTool(spec, handoff_to=handoff.agent_id)
     return found
+
+
+def file_search_spec(search: AgentFileSearch) -> ToolSpec:
+    """The ``file_search`` tool as the model sees it: a query, and at most ``max_results``."""
+    parameters = json.loads(json.dumps(FILE_SEARCH_PARAMETERS))
+    limit = parameters["properties"]["max_results"]
+    limit["maximum"] = search.max_results
+    limit["description"] = f"How many passages to return (default and most: {search.max_results})."
+    description = search.description or (
+        "Search the documents available to you for passages matching a query. Returns file "
+        "names, line ranges and snippets, best match first."
+    )
+    return ToolSpec(search.name, description, parameters)
 
 
 def prepare(call: ToolCall, tools: Mapping[str, BoundTool]) -> PreparedCall:
@@ -152,19 +207,87 @@ def first_handoff(calls: list[ToolCall], tools: Mapping[str, BoundTool]) -> int 
     return None
 
 
-async def invoke(ctx: StepContext, item: PreparedCall, key: str) -> Any:
-    """Run a checked call with its idempotency key."""
+async def invoke(
+    ctx: StepContext, item: PreparedCall, key: str, runtime: AIRuntime, *, step_id: str
+) -> tuple[str, str | None]:
+    """Run a checked call with its idempotency key; return the text for the model and the error
+    kind (``None``, or ``"failed"`` for an MCP tool that reported an error, ``"unknown_tool"`` /
+    ``"invalid_arguments"`` for a call its MCP server refused as written).
+
+    Raises what fails the step: an MCP server that cannot be reached or answer in time
+    (:class:`MCPToolUnavailable`, retryable), an undefined server (:class:`MCPToolMisconfigured`);
+    any other exception is the tool's own failure, for the caller to show the model."""
     tool = item.tool
     assert tool is not None
+    if tool.mcp is not None:
+        return await _call_mcp(ctx, tool.mcp, item.arguments, key, runtime, step_id)
+    if tool.file_search is not None:
+        search = tool.file_search
+        text = await run_file_search_tool(
+            item.arguments,
+            files=search.files,
+            base_dir=workflow_dir(ctx),
+            index=runtime.search_index,
+            default_max_results=search.max_results,
+        )
+        return text, None
     if tool.python is not None:
-        return await tool.python.call(item.kwargs, idempotency_key=key)
+        return as_text(await tool.python.call(item.kwargs, idempotency_key=key)), None
     assert tool.yaml is not None
     # `None` for no arguments: the service convention then applies the method's defaults.
     payload = item.arguments or None
     call: Any = ctx.call_service
     if _takes_key(call):
-        return await call(tool.yaml.service, tool.yaml.method, payload, idempotency_key=key)
-    return await call(tool.yaml.service, tool.yaml.method, payload)  # the step's key
+        value = await call(tool.yaml.service, tool.yaml.method, payload, idempotency_key=key)
+    else:
+        value = await call(tool.yaml.service, tool.yaml.method, payload)  # the step's key
+    return as_text(value), None
+
+
+async def _call_mcp(
+    ctx: StepContext,
+    tool: MCPTool,
+    arguments: dict[str, Any],
+    key: str,
+    runtime: AIRuntime,
+    step_id: str,
+) -> tuple[str, str | None]:
+    where = f"tool '{tool.tool}' of MCP server '{tool.server}'"
+    try:
+        result: ToolResult = await runtime.pool().call_tool(
+            tool.server,
+            tool.tool,
+            arguments,
+            servers=mcp_servers_of(ctx.workflow),
+            idempotency_key=key,
+        )
+    except MCPInvalidCall as exc:
+        kind = "unknown_tool" if isinstance(exc, MCPToolNotFound) else "invalid_arguments"
+        return f"Error: {exc.message}", kind
+    except MCPConfigError as exc:
+        raise MCPToolMisconfigured(
+            f"{where} cannot be called: {exc.message}",
+            step=step_id,
+            server=tool.server,
+            tool=tool.tool,
+        ) from exc
+    except (MCPConnectionError, MCPTimeoutError) as exc:
+        raise MCPToolUnavailable(
+            f"agent tool call failed: {exc.message}",
+            step=step_id,
+            server=tool.server,
+            tool=tool.tool,
+        ) from exc
+    if result.is_error:
+        return f"Error: {where} failed: {result.model_text() or '(no message)'}", "failed"
+    return result.model_text(), None
+
+
+def workflow_dir(ctx: StepContext) -> Path:
+    """The folder of the workflow file (the current directory for a workflow without a file):
+    what an agent's ``file_search`` paths are relative to, as for the ``file_search`` step."""
+    file = ctx.workflow.file
+    return Path(file).resolve().parent if file is not None else Path.cwd()
 
 
 def _takes_key(fn: Any) -> bool:

@@ -7,7 +7,9 @@ The conversation is the step's journal, in the step's private durable state:
   token usage), a correction sent back to the model, or a handoff to another agent;
 * ``r{i}.{k}``: the result of tool call ``k`` of the response ``m{i}``;
 * ``a{i}.{k}``: a person's decision on that call when its tool needs approval;
-* ``awaiting``: the call the execution halted for.
+* ``awaiting``: the call the execution halted for;
+* ``mcp.{agent}``: the tools of the agent's MCP servers, listed once (see ``_mcp_tools``);
+* ``g.input``, ``g.output``: the verdicts of the input and output guardrails (``_guard``).
 
 Each entry is written once and committed at once (``await ctx.save()``), so a checkpoint holds
 only what is new and a crash or a halt mid-loop continues where it stopped: the model is not called
@@ -20,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import jsonschema
 
@@ -30,9 +32,12 @@ from dwf.errors import NonRetryableError, StepFailed
 from dwf.extensions import Halt
 from dwf.runtime import StepContext
 from dwf_ai.definitions import AgentDef, agents_of, tools_of
+from dwf_ai.guardrails.checks import Check
+from dwf_ai.mcp.config import mcp_servers_of
+from dwf_ai.mcp.errors import MCPClientError, MCPConfigError
+from dwf_ai.mcp.toolset import MCPTool, list_mcp_tools
 from dwf_ai.models.base import (
     Message,
-    Model,
     ModelError,
     ModelRequest,
     ModelResponse,
@@ -41,8 +46,9 @@ from dwf_ai.models.base import (
 )
 from dwf_ai.steps._calls import (
     BoundTool,
+    MCPToolMisconfigured,
+    MCPToolUnavailable,
     PreparedCall,
-    as_text,
     bind_tools,
     first_handoff,
     invoke,
@@ -50,12 +56,17 @@ from dwf_ai.steps._calls import (
     prepare,
     run_all,
 )
-from dwf_ai.tools import ToolRegistry
+from dwf_ai.steps._guard import Blocked, answer_text, check_stage, clear_failure, restore_answer
+from dwf_ai.steps._runtime import AIRuntime
 
-if TYPE_CHECKING:
-    from dwf_ai.models.config import ProviderConfig
-
-__all__ = ["AIRuntime", "AgentLoop", "LoopResult", "MaxTurnsExceeded", "record_result"]
+__all__ = [
+    "AIRuntime",
+    "AgentLoop",
+    "LoopResult",
+    "MaxTurnsExceeded",
+    "record_blocked",
+    "record_result",
+]
 
 logger = logging.getLogger("dwf.ai")
 
@@ -72,27 +83,6 @@ class MaxTurnsExceeded(NonRetryableError):
 
 
 @dataclass
-class AIRuntime:
-    """What an :class:`~dwf_ai.AIExtension` gives its steps: models, provider config, tools."""
-
-    models: Mapping[str, Model] = field(default_factory=dict)
-    config: ProviderConfig | None = None
-    tools: ToolRegistry = field(default_factory=ToolRegistry)
-
-    def model_for(self, agent: AgentDef) -> Model:
-        """The registry's model for ``agent.model`` when there is one, else the provider's
-        (``dwf_ai.models.resolve_model``; raises ``ModelError`` for an unknown name)."""
-        registered = self.models.get(agent.model)
-        if registered is not None:
-            return registered
-        from dwf_ai.models import resolve_model  # the providers load on first use
-
-        return resolve_model(
-            agent.model, provider=agent.provider, config=self.config, registry=self.models
-        )
-
-
-@dataclass
 class LoopResult:
     """How an agent loop ended: the answer, the agent that gave it, and what it cost."""
 
@@ -106,6 +96,8 @@ class LoopResult:
     invalid_arguments: int
     handoffs: list[str]
     handoff_to: str | None = None
+    #: The guardrail verdicts (``input``, ``output``) for the audit entry.
+    guardrails: dict[str, Any] = field(default_factory=dict)
 
 
 class AgentLoop:
@@ -123,6 +115,8 @@ class AgentLoop:
         max_handoffs: int = 5,
         output_schema: dict[str, Any] | None = None,
         output_tool: str | None = None,
+        input_guardrails: Sequence[Check] = (),
+        output_guardrails: Sequence[Check] = (),
     ) -> None:
         self.ctx = ctx
         self.runtime = runtime
@@ -142,6 +136,9 @@ class AgentLoop:
         self.max_handoffs = max_handoffs
         self.output_schema = output_schema
         self.output_tool = output_tool
+        self.input_guardrails = list(input_guardrails)
+        self.output_guardrails = list(output_guardrails)
+        self._mcp: dict[str, list[MCPTool]] = {}
         self._lock = asyncio.Lock()
         count: int = ctx.state_get("n", 0)
         self.entries: list[dict[str, Any]] = [ctx.state_get(f"m{i}") for i in range(count)]
@@ -174,9 +171,24 @@ class AgentLoop:
 
     # -- the loop
 
-    async def run(self) -> LoopResult | Halt:
+    async def run(self) -> LoopResult | Halt | Blocked:
         if not self.entries:
-            message = {"role": "user", "content": self.prompt()}
+            text = self.prompt()
+            checks = [*self.start.input_guardrails, *self.input_guardrails]
+            verdict = await check_stage(
+                self.ctx,
+                "input",
+                checks,
+                text,
+                self.runtime.moderator,
+                agent=self.start.id,
+                save=self._save,
+            )
+            if verdict is not None:
+                if not verdict["passed"]:
+                    return Blocked("input", verdict, self.start.id, self._verdicts())
+                text = verdict["text"]  # what the model sees: redacted when a check masked it
+            message = {"role": "user", "content": text}
             self._append({"kind": "prompt", "agent": self.start.id, "message": message})
             self._emit("agent.started", agent=self.start.id, model=self.start.model)
         while True:
@@ -187,15 +199,45 @@ class AgentLoop:
                 if not calls:
                     done = self._final(last)
                     if done is not None:
-                        return done
+                        return await self._check_answer(done)
                     continue
                 halted = await self._run_calls(i, last["agent"], calls)
                 if halted is not None:
                     return halted
                 ended = await self._after_calls(i, last, calls)
                 if ended is not None:
-                    return ended
+                    return await self._check_answer(ended)
             await self._call_model()
+
+    async def _check_answer(self, result: LoopResult) -> LoopResult | Blocked:
+        """The output guardrails (the answering agent's, then the step's) on the answer."""
+        checks = [*self.agents[result.agent].output_guardrails, *self.output_guardrails]
+        verdict = await check_stage(
+            self.ctx,
+            "output",
+            checks,
+            answer_text(result.answer),
+            self.runtime.moderator,
+            agent=result.agent,
+            save=self._save,
+        )
+        result.guardrails = self._verdicts()
+        if verdict is None:
+            return result
+        if not verdict["passed"]:
+            return Blocked("output", verdict, result.agent, result.guardrails, result)
+        if verdict["redacted"]:
+            result.answer = restore_answer(result.answer, verdict["text"])
+        return result
+
+    def _verdicts(self) -> dict[str, Any]:
+        """The journaled guardrail verdicts, without the checked text, for the audit entry."""
+        found: dict[str, Any] = {}
+        for stage in ("input", "output"):
+            verdict = self.ctx.state_get(f"g.{stage}")
+            if verdict is not None:
+                found[stage] = {k: v for k, v in verdict.items() if k != "text"}
+        return found
 
     async def _call_model(self) -> None:
         turns = sum(1 for e in self.entries if e["kind"] == "response")
@@ -207,7 +249,7 @@ class AgentLoop:
                 "events for the tool results it keeps reacting to",
                 step=self.step_id,
             )
-        tools = self._tools_for(agent)
+        tools = await self._tools_for(agent)
         try:
             model = self.runtime.model_for(agent)
         except ModelError as exc:
@@ -295,10 +337,55 @@ class AgentLoop:
 
     # -- tools
 
-    def _tools_for(self, agent: AgentDef) -> dict[str, BoundTool]:
+    async def _tools_for(self, agent: AgentDef) -> dict[str, BoundTool]:
         return bind_tools(
-            agent, self.agents, self.workflow_tools, self.runtime.tools, step_id=self.step_id
+            agent,
+            self.agents,
+            self.workflow_tools,
+            self.runtime.tools,
+            step_id=self.step_id,
+            mcp_tools=await self._mcp_tools(agent),
         )
+
+    async def _mcp_tools(self, agent: AgentDef) -> list[MCPTool]:
+        """The tools of the agent's MCP servers, listed once and journaled: a resumed step
+        offers the model exactly the tools (and names) it offered before."""
+        if not agent.mcp_servers:
+            return []
+        tools = self._mcp.get(agent.id)
+        if tools is not None:
+            return tools
+        listed: list[dict[str, Any]] | None = self.ctx.state_get(f"mcp.{agent.id}")
+        if listed is None:
+            reserved = [*agent.tools, *(h.tool_name for h in agent.handoffs)]
+            if agent.file_search is not None:
+                reserved.append(agent.file_search.name)
+            try:
+                found = await list_mcp_tools(
+                    self.runtime.pool(),
+                    agent.mcp_servers,
+                    servers=mcp_servers_of(self.ctx.workflow),
+                    reserved=reserved,
+                )
+            except MCPConfigError as exc:
+                raise MCPToolMisconfigured(
+                    f"agent '{agent.id}': {exc.message}",
+                    step=self.step_id,
+                    server=getattr(exc, "server", None),
+                ) from exc
+            except MCPClientError as exc:
+                raise MCPToolUnavailable(
+                    f"agent '{agent.id}' could not list the tools of its MCP servers: "
+                    f"{exc.message}",
+                    step=self.step_id,
+                    server=getattr(exc, "server", None),
+                ) from exc
+            listed = [t.to_dict() for t in found]
+            self.ctx.state_set(f"mcp.{agent.id}", listed)
+            await self._save()
+        tools = [MCPTool.from_dict(t) for t in listed]
+        self._mcp[agent.id] = tools
+        return tools
 
     def _handoffs_done(self) -> int:
         return sum(1 for e in self.entries if e["kind"] == "handoff")
@@ -309,7 +396,7 @@ class AgentLoop:
         pending = [k for k in range(len(calls)) if self._result(i, k) is None]
         if not pending:
             return None
-        tools = self._tools_for(self.agents[agent_id])
+        tools = await self._tools_for(self.agents[agent_id])
         chosen = first_handoff(calls, tools)
         prepared = {k: prepare(calls[k], tools) for k in pending}
         for k, item in prepared.items():
@@ -378,7 +465,11 @@ class AgentLoop:
             )
             key = f"{self.ctx.idempotency_key}:{call.id}"
             try:
-                value = await invoke(self.ctx, item, key)
+                item.result, item.error = await invoke(
+                    self.ctx, item, key, self.runtime, step_id=self.step_id
+                )
+            except (MCPToolUnavailable, MCPToolMisconfigured):
+                raise
             except Exception as exc:  # a failing tool is news for the model, not a crash
                 if is_misconfiguration(exc):
                     raise NonRetryableError(
@@ -388,8 +479,6 @@ class AgentLoop:
                 logger.warning("tool %s failed: %s", call.name, type(exc).__name__)
                 item.result = f"Error: tool '{call.name}' failed: {type(exc).__name__}: {exc}"
                 item.error = "failed"
-            else:
-                item.result = as_text(value)
         message = {
             "role": "tool",
             "tool_call_id": call.id,
@@ -419,7 +508,7 @@ class AgentLoop:
                 result = self._result(i, k)
                 if calls[k].name == self.output_tool and result and not result["error"]:
                     return self._result_of(calls[k].parsed_arguments(), "tool")
-        tools = self._tools_for(self.agents[response["agent"]])
+        tools = await self._tools_for(self.agents[response["agent"]])
         chosen = first_handoff(calls, tools)
         if chosen is None:
             return None
@@ -541,9 +630,34 @@ def record_result(ctx: StepContext, output: str | None, result: LoopResult) -> d
         ctx.set("_handoff_to", result.handoff_to)
     elif ctx.has("_handoff_to"):
         ctx.delete("_handoff_to")
+    _add_usage(ctx, result.usage)
+    if result.guardrails:
+        clear_failure(ctx)
+    audit = _audit(result)
+    ctx.emit("agent.completed", **audit)
+    return audit
+
+
+def record_blocked(ctx: StepContext, blocked: Blocked) -> dict[str, Any]:
+    """Record a loop a guardrail stopped: nothing goes to ``output``; an answer that failed its
+    output guardrails still counts in ``_usage`` and sets ``_current_agent``. Returns the audit
+    entry (the caller routes the failure)."""
+    audit: dict[str, Any] = {"agent": blocked.agent, "output": None, "blocked": blocked.stage}
+    if blocked.result is not None:
+        ctx.set("_current_agent", blocked.result.agent)
+        _add_usage(ctx, blocked.result.usage)
+        audit = {**_audit(blocked.result), "output": None, "blocked": blocked.stage}
+    audit["guardrails"] = blocked.guardrails
+    return audit
+
+
+def _add_usage(ctx: StepContext, usage: dict[str, int]) -> None:
     total = ctx.get("_usage")
     total = total if isinstance(total, dict) else {}
-    ctx.set("_usage", {k: int(total.get(k) or 0) + v for k, v in result.usage.items()})
+    ctx.set("_usage", {k: int(total.get(k) or 0) + v for k, v in usage.items()})
+
+
+def _audit(result: LoopResult) -> dict[str, Any]:
     audit = {
         "agent": result.agent,
         "output": result.answer,
@@ -556,5 +670,6 @@ def record_result(ctx: StepContext, output: str | None, result: LoopResult) -> d
         "handoffs": result.handoffs,
         "handoff_to": result.handoff_to,
     }
-    ctx.emit("agent.completed", **audit)
+    if result.guardrails:
+        audit["guardrails"] = result.guardrails
     return audit

@@ -5,7 +5,8 @@ Keys (the original's, made real): ``to`` (or ``target_agent``) names the agent, 
 is handed to the target agent with them (or ``prompt`` replaces that message entirely). The
 target agent runs the same durable loop as an ``agent`` step; its answer goes to ``output``.
 Afterwards ``_handoff_to`` is cleared, ``_current_agent`` is the agent that answered and
-``_handoff_context`` records ``{from, to, reason, timestamp}``.
+``_handoff_context`` records ``{from, to, reason, timestamp}``. ``input_guardrails``,
+``output_guardrails`` and ``on_fail`` work as on the ``agent`` step.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from pydantic import Field, model_validator
 from dwf import expr
 from dwf.dsl.model import StepDef, WorkflowDefinition
 from dwf.errors import StepFailed
-from dwf.extensions import Continue, Halt, Outcome, StepConfig, StepType
+from dwf.extensions import Outcome, StepType
 from dwf.runtime import StepContext
 from dwf_ai.definitions import agent_problems
-from dwf_ai.steps._loop import AgentLoop, AIRuntime, record_result
+from dwf_ai.guardrails.step import FAILURE_VARIABLE
+from dwf_ai.steps._guard import GuardedConfig
+from dwf_ai.steps._loop import AgentLoop, AIRuntime, LoopResult
+from dwf_ai.steps.agent import finish, guard_problems
 
 __all__ = ["HandoffConfig", "HandoffStep"]
 
 
-class HandoffConfig(StepConfig):
+class HandoffConfig(GuardedConfig):
     to: str | None = None
     target_agent: str | None = None
     from_: str | None = Field(default=None, alias="from")
@@ -91,30 +95,39 @@ class HandoffStep(StepType[HandoffConfig]):
             prompt=prompt,
             max_turns=config.max_turns,
             max_handoffs=config.max_handoffs,
+            input_guardrails=config.input_guardrails,
+            output_guardrails=config.output_guardrails,
         )
         outcome = await loop.run()
-        if isinstance(outcome, Halt):
-            return outcome
-        audit = record_result(ctx, config.output, outcome)
-        stamp = datetime.fromtimestamp(ctx.now(), UTC).isoformat()
-        ctx.set(
-            "_handoff_context",
-            {"from": source, "to": target, "reason": reason, "timestamp": stamp},
-        )
-        return Continue(output=audit)
+        done = finish(ctx, step.id, config, outcome)
+        if isinstance(outcome, LoopResult):
+            stamp = datetime.fromtimestamp(ctx.now(), UTC).isoformat()
+            ctx.set(
+                "_handoff_context",
+                {"from": source, "to": target, "reason": reason, "timestamp": stamp},
+            )
+        return done
+
+    def targets(self, step: StepDef) -> list[tuple[str, str]]:
+        config: HandoffConfig = step.config  # type: ignore[assignment]
+        return [("on_fail", config.on_fail)] if config.on_fail is not None else []
 
     def outputs(self, step: StepDef) -> list[str]:
         config: HandoffConfig = step.config  # type: ignore[assignment]
         names = [config.output] if config.output else []
-        return [*names, "_current_agent", "_handoff_to", "_usage", "_handoff_context"]
+        guarded = [FAILURE_VARIABLE] if config.on_fail is not None else []
+        return [*names, "_current_agent", "_handoff_to", "_usage", "_handoff_context", *guarded]
 
     def check(self, step: StepDef, workflow: WorkflowDefinition) -> list[tuple[str, str]]:
         config: HandoffConfig = step.config  # type: ignore[assignment]
         target = config.target
         if target is None or expr.references(target) or "$" in target:
-            return []  # decided at run time
+            return guard_problems(workflow, config, None)  # the target is decided at run time
         label = "to" if config.to is not None else "target_agent"
-        return [(label, p) for p in agent_problems(workflow, target, self.runtime.tools.names())]
+        pool = self.runtime.mcp_pool
+        servers = list(pool.servers) if pool is not None else []
+        problems = agent_problems(workflow, target, self.runtime.tools.names(), servers)
+        return [(label, p) for p in problems] + guard_problems(workflow, config, target)
 
 
 def _handoff_message(source: Any, reason: Any, context: Any) -> str:

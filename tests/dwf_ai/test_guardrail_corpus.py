@@ -1,7 +1,7 @@
 """Prompt-injection detection measured on the corpus in ``corpus/``: catch rate on attacks and
 false-positive rate on innocent texts, for the development set (the detector was tuned on it) and
 for a held-out set that was written with it but never tuned against. The figures are reported in
-``docs/ai-guardrails-search.md``; these floors keep them from regressing."""
+``docs/ai.md`` ("Prompt-injection detection"); these floors keep them from regressing."""
 
 from __future__ import annotations
 
