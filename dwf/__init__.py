@@ -42,7 +42,7 @@ from dwf.errors import (
 if TYPE_CHECKING:
     from dwf.dsl import load_workflow, load_workflow_file, parse_workflow
     from dwf.dsl.model import InputSpec, StepDef, WorkflowDefinition
-    from dwf.engine import Engine, Event, RunResult
+    from dwf.engine import Engine
     from dwf.extensions import (
         BodySpec,
         Continue,
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         TopLevelKey,
         default_registry,
     )
+    from dwf.results import Event, RunResult
     from dwf.runners import HaltAnswer, StreamRunner, SyncRunner
     from dwf.runtime import ResumeInput, StepContext
     from dwf.services import Services
@@ -123,8 +124,8 @@ _LAZY = {
     "StepDef": "dwf.dsl.model",
     "WorkflowDefinition": "dwf.dsl.model",
     "Engine": "dwf.engine",
-    "Event": "dwf.engine",
-    "RunResult": "dwf.engine",
+    "Event": "dwf.results",
+    "RunResult": "dwf.results",
     "BodySpec": "dwf.extensions",
     "Continue": "dwf.extensions",
     "Extension": "dwf.extensions",

@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dwf._frames import (
@@ -37,18 +33,21 @@ from dwf._frames import (
     run_frame,
     to_json_safe,
 )
+from dwf._inputs import validate_input
+from dwf._owners import new_owner_id, owner_is_dead
+from dwf._pinning import bundle
 from dwf.errors import (
     ConfigurationError,
     DefinitionError,
     DwfError,
     ExecutionNotFound,
-    InputValidationError,
     InvalidTransition,
     LeaseLost,
     StoreError,
     WorkflowTimeout,
 )
 from dwf.extensions import Halt, Registry, default_registry, did_you_mean
+from dwf.results import Event, EventHandler, RunResult
 from dwf.runtime import ResumeInput, SubWorkflowResult
 from dwf.services import Services
 from dwf.storage.base import (
@@ -67,116 +66,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("dwf")
 
-__all__ = ["Engine", "Event", "RunResult"]
+__all__ = ["Engine", "Event", "RunResult", "validate_input"]
 
 T = TypeVar("T")
-
-
-@dataclass
-class RunResult:
-    """The outcome of run/resume: ``status`` is completed, halted, failed, cancelled or running
-    (when another process took the execution over)."""
-
-    execution_id: str
-    status: str
-    output: Any = None
-    halt: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    workflow_id: str | None = None
-
-    @property
-    def completed(self) -> bool:
-        return self.status == "completed"
-
-    @property
-    def halted(self) -> bool:
-        return self.status == "halted"
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "execution_id": self.execution_id,
-            "status": self.status,
-            "output": self.output,
-            "halt": self.halt,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_record(cls, record: ExecutionRecord) -> RunResult:
-        return cls(
-            execution_id=record.id,
-            status=str(record.status),
-            output=record.output,
-            halt=record.halt,
-            error=record.error,
-            workflow_id=record.workflow_id,
-        )
-
-
-@dataclass
-class Event:
-    """A lifecycle event: ``workflow.*``, ``step.*`` (and ``agent.*`` from dwf_ai)."""
-
-    type: str
-    execution_id: str
-    workflow_id: str
-    timestamp: float
-    step_path: str | None = None
-    step_id: str | None = None
-    step_type: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.type,
-            "execution_id": self.execution_id,
-            "workflow_id": self.workflow_id,
-            "timestamp": self.timestamp,
-        }
-        if self.step_path is not None:
-            out.update(step_path=self.step_path, step_id=self.step_id, step_type=self.step_type)
-        out["data"] = self.data
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
-
-    def to_sse(self) -> str:
-        """The event as one Server-Sent Events message."""
-        return f"event: {self.type}\ndata: {self.to_json()}\n\n"
-
-
-EventHandler = Callable[[Event], Any]
-
-
-def _owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_is_dead(owner: str | None) -> bool:
-    """True when the owner ran on this machine and its process no longer exists."""
-    if not owner:
-        return True
-    parts = owner.split(":")
-    if len(parts) < 3 or parts[0] != socket.gethostname():
-        return False
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class Engine:
@@ -227,7 +119,7 @@ class Engine:
             self._handlers = list(on_event)
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self.owner = _owner_id()
+        self.owner = new_owner_id()
         self._definitions: dict[str, tuple[WorkflowDefinition, dict[str, WorkflowDefinition]]] = {}
         self._active: dict[str, Run] = {}
         self._bundles: dict[
@@ -821,7 +713,7 @@ class Engine:
             return False
         if record.owner == self.owner:
             return record.id not in self._abandoned
-        return not _owner_is_dead(record.owner)
+        return not owner_is_dead(record.owner)
 
     def _ensure_renewer(self) -> None:
         if self._renewer is None or self._renewer.done():
@@ -847,35 +739,6 @@ class Engine:
                     current = await self.store.load(run.id)
                     if current is not None and current.cancel_requested:
                         run.record.cancel_requested = True
-
-
-def _subworkflow_ids(workflow: WorkflowDefinition) -> set[str]:
-    found = (getattr(step.config, "workflow_id", None) for step in workflow.all_steps())
-    return {wid for wid in found if isinstance(wid, str)}
-
-
-def bundle(
-    workflow: WorkflowDefinition, catalog: Mapping[str, WorkflowDefinition]
-) -> tuple[str, str, dict[str, WorkflowDefinition]]:
-    """The pinned form of a workflow: its hash, the text the store keeps, and the sub-workflows
-    it can start (transitively), so a resumed parent starts the children it started with."""
-    needed: dict[str, WorkflowDefinition] = {}
-    todo = sorted(_subworkflow_ids(workflow))
-    while todo:
-        wid = todo.pop()
-        if wid in needed or wid not in catalog:
-            continue
-        needed[wid] = catalog[wid]
-        todo.extend(sorted(_subworkflow_ids(catalog[wid])))
-    if not needed:
-        return workflow.hash, workflow.canonical_json(), needed
-    doc = {
-        "dwf_bundle": 1,
-        "main": workflow.raw,
-        "workflows": {k: needed[k].raw for k in sorted(needed)},
-    }
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)  # key order is meaningful
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest(), text, needed
 
 
 def _halt_record(halt: Halt) -> dict[str, Any]:
@@ -920,56 +783,6 @@ def _child_result(result: RunResult) -> SubWorkflowResult:
         halt=halt,
         error=result.error,
     )
-
-
-_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-    "any": lambda v: True,
-}
-
-
-def validate_input(workflow: WorkflowDefinition, input: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Apply defaults, then check required inputs and types. Raises
-    :class:`InputValidationError` listing every problem."""
-    from dwf.expr import type_name
-
-    if input is not None and not isinstance(input, Mapping):
-        raise InputValidationError(
-            f"the input of workflow '{workflow.id}' must be a JSON object, got {type_name(input)}"
-        )
-    values = dict(to_json_safe(dict(input or {}), "the run input"))
-    problems: list[str] = []
-    for name, spec in workflow.inputs.items():
-        if values.get(name) is None and spec.default is not None:
-            values[name] = spec.default
-        value = values.get(name)
-        if value is None:
-            if spec.required:
-                problems.append(f"missing required input '{name}'")
-            continue
-        if not _TYPE_CHECKS[spec.type](value):
-            problems.append(
-                f"input '{name}' must be {spec.type}, "
-                f"got {type_name(value)} {json.dumps(value)[:60]}"
-            )
-    if workflow.inputs:
-        for name in values:
-            if name not in workflow.inputs:
-                problems.append(
-                    f"unknown input '{name}'{did_you_mean(name, workflow.inputs)}; declared "
-                    f"inputs: {', '.join(workflow.inputs)}"
-                )
-    if problems:
-        raise InputValidationError(
-            f"invalid input for workflow '{workflow.id}': " + "; ".join(problems),
-            workflow_id=workflow.id,
-        )
-    return values
 
 
 def _sync(coro: Coroutine[Any, Any, T], name: str) -> T:
