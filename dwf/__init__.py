@@ -41,6 +41,7 @@ from dwf.errors import (
 
 if TYPE_CHECKING:
     from dwf.dsl import load_workflow, load_workflow_file, parse_workflow
+    from dwf.dsl.catalog import load_catalog, workflow_files
     from dwf.dsl.model import InputSpec, StepDef, WorkflowDefinition
     from dwf.engine import Engine
     from dwf.extensions import (
@@ -109,14 +110,18 @@ __all__ = [
     "WorkflowValidationError",
     "__version__",
     "default_registry",
+    "load_catalog",
     "load_workflow",
     "load_workflow_file",
     "open_store",
     "parse_workflow",
+    "workflow_files",
 ]
 
 # Everything but the errors loads on first use, so `import dwf` (and `dwf --help`) stay fast.
 _LAZY = {
+    "load_catalog": "dwf.dsl.catalog",
+    "workflow_files": "dwf.dsl.catalog",
     "load_workflow": "dwf.dsl",
     "load_workflow_file": "dwf.dsl",
     "parse_workflow": "dwf.dsl",

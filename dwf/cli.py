@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-WORKFLOW_SUFFIXES = (".yml", ".yaml")
 
 
 class UsageError(Exception):
@@ -46,47 +45,27 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def _workflow_files(paths: Sequence[str]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file()
-            )
-            if not found:
-                raise UsageError(f"no workflow files (*.yml, *.yaml) under '{raw}'")
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        else:
-            raise UsageError(f"'{raw}' does not exist")
-    return files
+    from dwf.dsl.catalog import workflow_files
+    from dwf.errors import ConfigurationError
+
+    try:
+        return workflow_files(paths)
+    except ConfigurationError as exc:
+        raise UsageError(exc.message) from exc
 
 
 def _catalog(
     registry: Registry, main: Path | None, extra: Sequence[str]
 ) -> dict[str, WorkflowDefinition]:
     """Workflows that ``workflow`` steps may start: the files beside the main one, plus
-    ``--workflows`` paths. Files that do not parse are skipped here (validate reports them)."""
-    from dwf.dsl import parse_workflow
-    from dwf.errors import DwfError
+    ``--workflows`` paths."""
+    from dwf.dsl.catalog import load_catalog
+    from dwf.errors import ConfigurationError
 
-    candidates: list[Path] = []
-    if main is not None:
-        candidates.extend(
-            p for p in sorted(main.resolve().parent.iterdir()) if p.suffix in WORKFLOW_SUFFIXES
-        )
-    for raw in extra:
-        path = Path(raw)
-        candidates.extend(_workflow_files([raw]) if path.is_dir() else [path])
-    catalog: dict[str, WorkflowDefinition] = {}
-    for path in candidates:
-        try:
-            definition = parse_workflow(path, registry=registry)
-        except DwfError:
-            continue
-        catalog.setdefault(definition.id, definition)
-    return catalog
+    try:
+        return load_catalog(registry, [main] if main is not None else [], extra)
+    except ConfigurationError as exc:
+        raise UsageError(exc.message) from exc
 
 
 def _load(

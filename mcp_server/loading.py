@@ -24,8 +24,6 @@ __all__ = ["LoadedWorkflows", "load_services", "load_workflows", "workflow_files
 
 logger = logging.getLogger("dwf.mcp")
 
-WORKFLOW_SUFFIXES = (".yml", ".yaml")
-
 
 @dataclass
 class LoadedWorkflows:
@@ -37,22 +35,8 @@ class LoadedWorkflows:
 
 
 def workflow_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The workflow files named by ``paths`` (files, or directories searched recursively)."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw).expanduser().resolve()
-        if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file()
-            )
-            if not found:
-                raise dwf.ConfigurationError(f"no workflow files (*.yml, *.yaml) under '{raw}'")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise dwf.ConfigurationError(f"'{raw}' does not exist")
-    return list(dict.fromkeys(files))
+    """The workflow files named by ``paths``, as absolute paths (the rules of ``dwf``)."""
+    return dwf.workflow_files(Path(p).expanduser().resolve() for p in paths)
 
 
 def load_workflows(
@@ -66,13 +50,8 @@ def load_workflows(
     """
     registry = registry or dwf.Registry.with_installed_extensions()
     files = workflow_files(paths)
-    catalog: dict[str, WorkflowDefinition] = {}
-    for sibling in _siblings(files):
-        try:
-            definition = dwf.parse_workflow(sibling, registry=registry)
-        except dwf.DwfError:
-            continue  # a broken neighbour is reported only if it is served
-        catalog.setdefault(definition.id, definition)
+    # A broken neighbour is left out here and reported only if it is served.
+    catalog = dwf.load_catalog(registry, beside=files)
     served: dict[str, WorkflowDefinition] = {}
     where: dict[str, Path] = {}
     for file in files:
@@ -88,15 +67,6 @@ def load_workflows(
         where[definition.id] = file
         catalog[definition.id] = definition
     return LoadedWorkflows(workflows=list(served.values()), catalog=catalog)
-
-
-def _siblings(files: Sequence[Path]) -> list[Path]:
-    seen: dict[Path, None] = {}
-    for file in files:
-        for sibling in sorted(file.parent.iterdir()):
-            if sibling.suffix in WORKFLOW_SUFFIXES and sibling.is_file():
-                seen.setdefault(sibling, None)
-    return list(seen)
 
 
 def load_services(files: Sequence[str | os.PathLike[str]] = (), *, env: bool = True) -> Services:

@@ -17,8 +17,8 @@ EXPECTED = {
     "ResumeInput", "RunResult", "Services", "StateError", "Status", "StepConfig", "StepContext",
     "StepDef", "StepFailed", "StepTimeout", "StepType", "Store", "StoreError", "StreamRunner",
     "SyncRunner", "TopLevelKey", "WorkflowDefinition", "WorkflowLoadError", "WorkflowTimeout",
-    "WorkflowValidationError", "__version__", "default_registry", "load_workflow",
-    "load_workflow_file", "open_store", "parse_workflow",
+    "WorkflowValidationError", "__version__", "default_registry", "load_catalog", "load_workflow",
+    "load_workflow_file", "open_store", "parse_workflow", "workflow_files",
 }  # fmt: skip
 
 
