@@ -30,7 +30,13 @@ import jsonschema
 
 from dwf.extensions import did_you_mean
 from dwf_ai.mcp.config import MCPServerConfig, ResolvedServer
-from dwf_ai.mcp.connection import CONNECTION_CLOSED, Connection, describe_error, innermost
+from dwf_ai.mcp.connection import (
+    CONNECTION_CLOSED,
+    Connection,
+    _deps,
+    describe_error,
+    innermost,
+)
 from dwf_ai.mcp.errors import (
     MCPClientError,
     MCPConfigError,
@@ -61,21 +67,6 @@ def _server_errlog() -> TextIO:
         except (AttributeError, OSError, ValueError):
             continue
     return open(os.devnull, "w")  # lives as long as the process
-
-
-def _deps() -> tuple[Any, Any]:
-    """``anyio`` and ``httpx2``, imported on first use: they come with the ``mcp`` extra, and
-    ``import dwf_ai`` must work without it."""
-    try:
-        import anyio
-        import httpx2
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        from dwf_ai.mcp.errors import MCPConfigError
-
-        raise MCPConfigError(
-            f'calling MCP servers needs the mcp extra: pip install "dwf[mcp]" ({exc})'
-        ) from exc
-    return anyio, httpx2
 
 
 logger = logging.getLogger("dwf.ai")
