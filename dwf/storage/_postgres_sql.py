@@ -8,14 +8,15 @@ the sign of ``-0.0``, reorder keys, and refuse ``"\\u0000"`` and lone surrogates
 dwf must round-trip. Nothing in dwf queries inside these values, so ``jsonb``'s indexing would
 not be used anyway; the ``json`` operators (``->``, ``->>``) still work for ad-hoc SQL.
 
-Statements that depend on an earlier result run in pipeline mode where libpq supports it, so a
-checkpoint costs two round trips (lock and check, then every write and the commit), whatever
-the number of variables.
+A checkpoint, the write of every step, is one statement in autocommit (see
+:func:`_checkpoint_sql`): one round trip and one commit, whatever the number of variables. Other
+writes with several statements run in pipeline mode where libpq supports it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import astuple
@@ -26,9 +27,16 @@ from psycopg import sql as pgsql
 
 from dwf.errors import StoreError
 from dwf.storage import _rows as rows
-from dwf.storage._errors import already_exists, newer_schema
-from dwf.storage._rows import CheckpointRow, EntryRow, FindRow, NewExecution, StatusRow
-from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary
+from dwf.storage._errors import already_exists, lease_lost, newer_schema
+from dwf.storage._rows import (
+    CheckpointRow,
+    EntryRow,
+    FindRow,
+    NewExecution,
+    StatusRow,
+    values_of,
+)
+from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary, Status
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -144,6 +152,71 @@ _UPSERT = {"variables": _upsert_sql("variables", "name"), "state": _upsert_sql("
 _DELETE_KEYS = {
     "variables": "DELETE FROM variables WHERE execution_id = %s AND name = ANY(%s::text[])",
     "state": "DELETE FROM state WHERE execution_id = %s AND key = ANY(%s::text[])",
+}
+
+
+# How often a checkpoint is retried after its audit entries collided with those of a concurrent
+# checkpoint by the same owner.
+_SEQ_RETRIES = 3
+
+
+@functools.cache
+def _checkpoint_sql(fields: tuple[str, ...], writes: tuple[str, ...]) -> str:
+    """The checkpoint as one statement: the optional ``fields`` it sets, and the ``writes``
+    (names of :data:`_CHECKPOINT_WRITES`) it has rows for.
+
+    The ``UPDATE`` of the execution row is the owner check and takes the row lock; every other
+    write is gated on its result, so a non-owner writes nothing. All of it runs as one
+    statement in autocommit: atomic and one round trip. Writes with no rows are left out, so
+    a statement has only the parts it needs; its text depends only on which parts, so psycopg
+    prepares it after a few uses. The last ``SELECT`` returns the new version, or NULL and who
+    holds the execution (from the statement's snapshot) for the LeaseLost message.
+    """
+    sets = "".join(
+        f" {name} = %(f_{name})s::json,"
+        if name in rows.JSON_COLUMNS
+        else f" {name} = %(f_{name})s,"
+        for name in fields
+    )
+    ctes = "".join(f", {name} AS ({_CHECKPOINT_WRITES[name]})" for name in writes)
+    return (
+        "WITH upd AS (UPDATE executions SET status = %(status)s, position = %(position)s::json,"
+        " owner = %(owner)s,"
+        " lease_expires_at = CASE WHEN %(running)s THEN COALESCE(%(lease)s, lease_expires_at) END,"
+        f"{sets} version = version + 1, updated_at = %(now)s"
+        f" WHERE id = %(id)s AND owner = %(checked_owner)s RETURNING version){ctes}"
+        " SELECT u.version, e.owner, e.status FROM (VALUES (1)) AS one (x)"
+        " LEFT JOIN executions e ON e.id = %(id)s LEFT JOIN upd u ON TRUE"
+    )
+
+
+def _gated_upsert(table: str, key: str, prefix: str) -> str:
+    return (
+        f"INSERT INTO {table} (execution_id, {key}, value) SELECT %(id)s, t.name, t.value::json"
+        f" FROM unnest(%({prefix}_names)s::text[], %({prefix}_values)s::text[]) AS t(name, value)"
+        f" WHERE {_OWNED} ON CONFLICT (execution_id, {key}) DO UPDATE SET value = excluded.value"
+    )
+
+
+# Every write of a checkpoint but the execution row, gated on the row's update (``upd``).
+_OWNED = "EXISTS (SELECT FROM upd)"
+_CHECKPOINT_WRITES = {
+    "del_v": "DELETE FROM variables WHERE execution_id = %(id)s"
+    f" AND name = ANY(%(del_v)s::text[]) AND {_OWNED}",
+    "del_s": "DELETE FROM state WHERE execution_id = %(id)s"
+    f" AND key = ANY(%(del_s)s::text[]) AND {_OWNED}",
+    "set_v": _gated_upsert("variables", "name", "set_v"),
+    "set_s": _gated_upsert("state", "key", "set_s"),
+    "ent": f"INSERT INTO entries (execution_id, seq, {_ENTRY_COLUMNS})"
+    " SELECT %(id)s, last.seq + t.ord, t.step_path, t.step_id, t.step_type, t.action,"
+    " t.attempt, t.started_at, t.finished_at, t.output::json, t.error::json"
+    " FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM entries WHERE execution_id = %(id)s)"
+    " AS last, unnest("
+    + ", ".join(
+        f"%(e_{name})s::{kind}"
+        for name, kind in zip(rows.ENTRY_COLUMNS, _ENTRY_TYPES.split(", "), strict=True)
+    )
+    + f") WITH ORDINALITY AS t({_ENTRY_COLUMNS}, ord) WHERE {_OWNED}",
 }
 
 
@@ -276,27 +349,60 @@ async def load_definition(conn: Connection, definition_hash: str) -> str | None:
 
 
 async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
-    eid = cp.execution_id
-    async with _batched(conn), conn.transaction():
-        cursor = await conn.execute(
-            f"SELECT {rows.CHECKED_COLUMNS} FROM executions WHERE id = %s FOR UPDATE", (eid,)
-        )
-        columns = rows.checkpoint_columns(cp, await cursor.fetchone())
-        # Deletes first, then sets: a name in both ends up set.
-        for table, names in (("variables", cp.delete_variables), ("state", cp.delete_state)):
-            if names:
-                await conn.execute(_DELETE_KEYS[table], (eid, names))
-        await _upsert(conn, "variables", eid, cp.set_variables)
-        await _upsert(conn, "state", eid, cp.set_state)
-        await _append_entries(conn, eid, cp.entries)
-        assignments = ", ".join(
-            f"{name} = %s::json" if name in rows.JSON_COLUMNS else f"{name} = %s"
-            for name in columns
-        )
-        await conn.execute(
-            f"UPDATE executions SET {assignments} WHERE id = %s", (*columns.values(), eid)
-        )
-    return int(columns["version"])
+    """One statement in autocommit, so one round trip: see :func:`_checkpoint_sql`.
+
+    Raises:
+        LeaseLost: The execution is missing or not owned by ``cp.owner``; nothing was written.
+    """
+    running = cp.status == Status.RUNNING.value
+    params: dict[str, Any] = {
+        "id": cp.execution_id,
+        "checked_owner": cp.owner,
+        "status": cp.status,
+        "position": cp.position,
+        "owner": cp.owner if running else None,
+        "running": running,
+        "lease": cp.lease_expires_at,
+        "now": cp.now,
+        **{f"f_{name}": value for name, value in cp.fields.items()},
+    }
+    # A name both deleted and set ends up set (one statement cannot write a row twice).
+    set_names = {name for name, _ in cp.set_variables}
+    set_keys = {key for key, _ in cp.set_state}
+    writes: list[str] = []
+    for name, values in (
+        ("del_v", [name for name in cp.delete_variables if name not in set_names]),
+        ("del_s", [key for key in cp.delete_state if key not in set_keys]),
+    ):
+        if values:
+            params[name] = values
+            writes.append(name)
+    for name, pairs in (("set_v", cp.set_variables), ("set_s", cp.set_state)):
+        if pairs:
+            params[f"{name}_names"] = [key for key, _ in pairs]
+            params[f"{name}_values"] = [text for _, text in pairs]
+            writes.append(name)
+    if cp.entries:
+        columns = zip(*(values_of(row) for row in cp.entries), strict=True)
+        params.update({f"e_{n}": list(c) for n, c in zip(rows.ENTRY_COLUMNS, columns, strict=True)})
+        writes.append("ent")
+    query = _checkpoint_sql(tuple(cp.fields), tuple(writes))
+    for attempt in range(_SEQ_RETRIES + 1):
+        try:
+            cursor = await conn.execute(query, params)
+            break
+        except psycopg.errors.UniqueViolation as exc:
+            # Another checkpoint of the same owner (a parallel branch) committed entries after
+            # this statement's snapshot was taken: seq collided and nothing was written. A new
+            # statement sees them.
+            if exc.diag.constraint_name != "entries_pkey" or attempt == _SEQ_RETRIES:
+                raise
+    found = await cursor.fetchone()
+    assert found is not None
+    version, holder, status = found
+    if version is None:
+        raise lease_lost(cp.execution_id, cp.owner, None if status is None else (holder, status))
+    return int(version)
 
 
 async def claim(

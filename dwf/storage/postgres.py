@@ -1,15 +1,18 @@
 """The PostgreSQL store: several processes on several machines share one database.
 
-psycopg 3 with an async connection pool. Every write is one transaction; a checkpoint locks the
-execution row (``SELECT ... FOR UPDATE``), checks the owner, then writes only the variables and
-state keys that changed, the new audit entries and the new version, so its cost does not grow
-with the size of the state. Claims are compare-and-set updates on ``version``.
+psycopg 3 with an async connection pool. Every write is one transaction; a checkpoint is one
+statement (one round trip): it updates the execution row where the owner matches, and only if
+it did, writes the variables and state keys that changed and the new audit entries, so its cost
+does not grow with the size of the state. Claims are compare-and-set updates on ``version``.
 
 URL: ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``) with dwf's options
 ``?schema=NAME`` (the schema dwf's tables live in, created when missing; default: the first
 schema of the search path, normally ``public``), ``?pool_max=10`` (most connections the pool
 opens) and ``?pool_timeout=30`` (seconds a call waits for a free connection). Every other option
 goes to libpq (``sslmode``, ``application_name``, ``connect_timeout``, which defaults to 10).
+
+The pool checks a connection before handing it out only when the server sent something on it
+while it was idle (it ended the session), so a healthy checkout costs no round trip.
 
 The first call connects, creates or migrates the schema (under an advisory lock, so processes
 opening a new database at once are safe) and opens the pool.
@@ -18,6 +21,7 @@ opening a new database at once are safe) and opens the pool.
 from __future__ import annotations
 
 import re
+import select
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -211,7 +215,8 @@ class PostgresStore:
             open=False,
             timeout=self.pool_timeout,
             kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection,
+            check=_check_if_readable,
+            configure=_configure,
             name=f"dwf {self.where}",
         )
         try:
@@ -257,6 +262,35 @@ class PostgresStore:
                 "on first use, then reading and writing them"
             )
         return StoreError(f"the PostgreSQL store at {self.where} failed: {text}", **facts)
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Prepared statements (psycopg prepares a statement after a few uses) run a plan made once,
+    rather than being planned again for their values: planning a checkpoint costs more than
+    running it, and dwf's statements look rows up by key, where the values don't change the
+    best plan."""
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+
+
+async def _check_if_readable(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check on checkout, without a round trip for a healthy connection.
+
+    An idle connection has nothing to read unless the server sent something, which for dwf (no
+    LISTEN) means it ended the session (a restart, an admin's terminate) or reported an error.
+    Only then does the full check (an empty query) run, and fail, so the pool replaces the
+    connection instead of handing out a dead one.
+    """
+    if _readable(conn):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def _readable(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Data (or end of file) waits on the connection's socket; true when that is unknown."""
+    try:
+        ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(ready)
 
 
 def _shown(url: str) -> str:
