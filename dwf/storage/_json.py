@@ -142,15 +142,32 @@ def encode(value: Any, what: str, key: str | None = None) -> str:
     """
     plain = copy_value(value, what, key)
     try:
-        text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _to_json(plain)
     except (ValueError, RecursionError) as exc:  # e.g. an int beyond the digit limit
         raise StoreError(f"{what} cannot be stored as JSON: {exc}", key=key) from None
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: escape them so they round-trip
-            text = json.dumps(plain, separators=(",", ":"), allow_nan=False)
+            text = _to_ascii_json(plain)
     return text
+
+
+# Made once: json.dumps() with options builds a new encoder on every call.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_to_ascii_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_SCALARS: dict[type, Callable[[Any], str]] = {
+    int: int.__repr__,  # as json does; raises ValueError past the digit limit, as json does
+    float: float.__repr__,  # finite: copy_value refused the others
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda value: "null",
+}
+
+
+def _to_json(plain: Any) -> str:
+    """JSON text of a value made by copy_value; scalars skip the encoder's setup."""
+    scalar = _SCALARS.get(plain.__class__)
+    return scalar(plain) if scalar is not None else _encode_json(plain)
 
 
 def encode_nullable(value: Any, what: str, key: str | None = None) -> str | None:

@@ -143,6 +143,12 @@ def copy_as(source: object, cls: type[D], **changes: Any) -> D:
     return cls(**values)
 
 
+def values_of(row: DataclassInstance) -> tuple[Any, ...]:
+    """The field values of a dataclass row, in order (a shallow ``dataclasses.astuple``)."""
+    values: tuple[Any, ...] = _fields_of(type(row))[1](row)
+    return values
+
+
 @functools.cache
 def _fields_of(cls: type[DataclassInstance]) -> tuple[tuple[str, ...], Callable[[Any], Any]]:
     """The field names of ``cls``, and a function that reads them all from an object."""

@@ -296,6 +296,48 @@ async def test_the_per_step_write_does_not_grow_with_the_size_of_the_variables()
     assert len(record.variables) == 300
 
 
+async def test_a_checkpoint_renews_the_lease_only_once_half_of_it_has_passed() -> None:
+    # Writing the lease rewrites an index entry; the renewer extends it every third of its
+    # duration, and a checkpoint only when less than half of it is left.
+    clock = Clock()
+    store = open_store("memory://")
+    sent: list[tuple[float, float | None]] = []
+
+    class LeaseRecordingStore(SizeRecordingStore):
+        async def checkpoint(self, checkpoint: Checkpoint) -> int:
+            if checkpoint.status == Status.RUNNING:
+                sent.append((clock.now, checkpoint.lease_expires_at))
+            return await self.inner.checkpoint(checkpoint)
+
+    class Ticker:
+        async def tick(self) -> None:
+            clock.now += 10
+
+    steps = [
+        {"id": f"s{i}", "type": "call", "service": "t", "method": "tick", "next": f"s{i + 1}"}
+        for i in range(6)
+    ]
+    steps[-1]["next"] = None
+    workflow = dwf.parse_workflow({"id": "slow", "name": "Slow", "steps": steps})
+    engine = dwf.Engine(
+        LeaseRecordingStore(store),  # type: ignore[arg-type]
+        services={"t": Ticker()},
+        clock=clock,
+        lease_seconds=30,
+    )
+    result = await engine.run(workflow)
+    await engine.close()
+    assert result.status == "completed"
+
+    lease = 1_000_000.0 + 30  # taken when the execution was created
+    for now, new in sent:
+        assert (new is not None) == (lease - now <= 15)
+        if new is not None:
+            assert new == now + 30
+            lease = new
+    assert [new is None for _, new in sent] == [True, False] * 3
+
+
 async def test_idempotency_keys_name_the_iteration_and_survive_retries() -> None:
     attempts: dict[str, list[str]] = {}
 

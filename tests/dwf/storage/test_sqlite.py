@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract import StoreContract, make_entry, make_record, running, step
+from contract import OWNER, StoreContract, make_entry, make_record, running, step
 
 import dwf.storage
 from dwf.errors import ConfigurationError, StoreError
 from dwf.storage import MemoryStore, SQLiteStore, Store, default_store_url, open_store
+from dwf.storage._sqlite_ops import MIGRATIONS
 from dwf.storage.base import Status
 from dwf.storage.sqlite import sqlite_url
 
@@ -59,7 +62,7 @@ async def test_everything_survives_reopening_the_file(db_path: Path) -> None:
     assert await reopened.load_definition("hash-1") == "definition text"
     await reopened.close()
     assert run_sql(db_path, "SELECT * FROM pragma_journal_mode") == [("wal",)]
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
 
 
 async def test_two_stores_on_one_file_race_claims_with_one_winner(db_path: Path) -> None:
@@ -83,7 +86,7 @@ async def test_two_stores_opening_a_new_file_at_once_both_migrate_it(db_path: Pa
     assert await asyncio.gather(*(s.load("nope") for s in stores)) == [None] * 4
     for store in stores:
         await store.close()
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
 
 
 _CHILD = """
@@ -234,6 +237,150 @@ async def test_a_store_from_a_newer_dwf_asks_for_an_upgrade(db_path: Path) -> No
     with pytest.raises(StoreError, match=r"newer dwf \(schema version 99.*Upgrade dwf"):
         await newer.load("ex-1")
     await newer.close()
+
+
+def sqlite_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "dwf-sqlite"}
+
+
+async def joined(threads: set[threading.Thread]) -> bool:
+    """Whether the threads ended (waited for off the event loop, at most 10 s)."""
+    await asyncio.wait_for(asyncio.to_thread(lambda: [t.join(10) for t in threads]), 20)
+    return not any(t.is_alive() for t in threads)
+
+
+async def test_the_worker_thread_ends_with_close_or_when_the_store_is_dropped(
+    db_path: Path,
+) -> None:
+    before = sqlite_threads()
+    store = SQLiteStore(db_path)
+    await store.create(make_record(), "d")
+    started = sqlite_threads() - before
+    assert len(started) == 1
+    await store.close()
+    assert await joined(started)
+
+    dropped = SQLiteStore(db_path)
+    assert await dropped.load("ex-1") is not None
+    started = sqlite_threads() - before
+    assert len(started) == 1
+    del dropped
+    gc.collect()
+    assert await joined(started)
+
+
+async def test_calls_from_many_tasks_all_complete_in_order_of_submission(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await running(store)
+    versions = await asyncio.gather(
+        *(store.checkpoint(step(set_variables={f"v{i}": i})) for i in range(50))
+    )
+    assert versions == list(range(3, 53))
+    loaded = await store.load("ex-1")
+    assert loaded is not None and len(loaded.variables) == 50
+    await store.close()
+
+
+def write_schema_1_store(path: Path) -> None:
+    """A store as the first released schema wrote it: two executions, one with its root
+    position, other state, variables and two audit entries."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+    conn.execute("INSERT INTO definitions VALUES ('hash-1', 'definition text', 1)")
+    for n, eid in enumerate(("ex-1", "ex-2"), start=1):
+        conn.execute(
+            "INSERT INTO executions (id, workflow_id, definition_hash, status, input, position,"
+            " owner, lease_expires_at, version, created_at, updated_at)"
+            " VALUES (?, 'order', 'hash-1', 'running', '{\"n\":1}', '[\"a\"]', ?, 2000, 4, ?, ?)",
+            (eid, OWNER, 1000.0 + n, 1000.0 + n),
+        )
+    conn.executemany("INSERT INTO state VALUES ('ex-1', ?, ?)", [("|pos", '"b"'), ("loop|i", "3")])
+    conn.execute("INSERT INTO variables VALUES ('ex-1', 'a', '[1,2.5]')")
+    conn.executemany(
+        "INSERT INTO entries VALUES ('ex-1', ?, ?, ?, 'call', 'completed', 1, 10, 11, ?, NULL)",
+        [(1, "a", "a", '{"x":1}'), (2, "b", "b", None)],
+    )
+    conn.close()
+
+
+async def test_a_store_of_the_first_schema_is_migrated_with_everything_in_it(
+    db_path: Path,
+) -> None:
+    write_schema_1_store(db_path)
+    store = SQLiteStore(db_path)
+    record = await store.load("ex-1")
+    assert record is not None
+    assert (record.state, record.variables, record.input, record.version) == (
+        {"|pos": "b", "loop|i": 3},
+        {"a": [1, 2.5]},
+        {"n": 1},
+        4,
+    )
+    old_entries = await store.entries("ex-1")
+    assert [(e.seq, e.step_id, e.output) for e in old_entries] == [
+        (1, "a", {"x": 1}),
+        (2, "b", None),
+    ]
+    assert await store.entries("ex-2") == []
+    assert [s.id for s in await store.find()] == ["ex-2", "ex-1"]
+
+    # New entries continue the numbering; the root position goes on being kept.
+    await store.checkpoint(step(set_state={"|pos": "c"}, entries=[make_entry("c")]))
+    assert [e.seq for e in await store.entries("ex-1")] == [1, 2, 3]
+    record = await store.load("ex-1")
+    assert record is not None and record.state == {"|pos": "c", "loop|i": 3}
+    await store.close()
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
+
+
+async def test_the_root_position_is_kept_in_the_execution_row_not_in_a_state_row(
+    db_path: Path,
+) -> None:
+    # The engine moves the root frame's position with every step: keeping it in the row that
+    # every checkpoint rewrites anyway saves a page write per step.
+    store = SQLiteStore(db_path)
+    await running(store, state={"|pos": "a", "other": 1})
+    run_sql(
+        db_path,
+        "CREATE TABLE writes (op TEXT);"
+        + "".join(
+            f"CREATE TRIGGER count_{op} AFTER {op} ON state"
+            f" BEGIN INSERT INTO writes VALUES ('{op}'); END;"
+            for op in ("INSERT", "UPDATE", "DELETE")
+        ),
+    )
+    await store.checkpoint(step(set_state={"|pos": "b"}, entries=[make_entry()]))
+    assert run_sql(db_path, "SELECT op FROM writes") == []
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.state == {"|pos": "b", "other": 1}
+
+    await store.checkpoint(step(delete_state=["|pos"]))
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.state == {"other": 1}
+    await store.checkpoint(step(delete_state=["|pos"], set_state={"|pos": "c"}))
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.state == {"|pos": "c", "other": 1}
+    await store.close()
+
+
+async def test_deleting_an_execution_keeps_the_entries_of_its_neighbours(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    for eid in ("ex-1", "ex-2", "ex-3"):
+        await running(store, eid)
+        await store.checkpoint(step(eid, entries=[make_entry(eid), make_entry(eid)]))
+    assert await store.delete("ex-2")
+    assert [len(await store.entries(eid)) for eid in ("ex-1", "ex-2", "ex-3")] == [2, 0, 2]
+    # A new execution may get the number of the newest one after it is deleted, never its
+    # entries.
+    assert await store.delete("ex-3")
+    await running(store, "ex-4")
+    assert await store.entries("ex-4") == []
+    assert len(await store.entries("ex-1")) == 2
+    await store.close()
 
 
 async def test_a_directory_that_cannot_be_created_raises_store_error(tmp_path: Path) -> None:
