@@ -159,9 +159,8 @@ class StepType(Generic[C]):
 
     async def execute(self, step: StepDef, ctx: StepContext) -> Outcome:
         """Run the step. Raise to fail it; return :class:`Continue` or :class:`Halt`."""
-        raise NotImplementedError(
-            f"step type '{self.name}' does not implement execute()"
-        )  # abstract
+        message = f"step type '{self.name}' does not implement execute()"
+        raise NotImplementedError(message)  # abstract: every step type overrides it
 
     def on_failure(self, step: StepDef, ctx: StepContext) -> None:
         """Called when the step fails after nested steps already committed work (a loop whose
