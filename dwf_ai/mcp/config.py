@@ -47,9 +47,9 @@ __all__ = [
     "MCPServersSection",
     "ResolvedServer",
     "check_mcp_servers",
+    "env_references",
     "interpolate",
     "mcp_servers_of",
-    "placeholders",
 ]
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
@@ -72,8 +72,8 @@ class _MissingVariable(Exception):
         self.name = name
 
 
-def placeholders(text: str) -> list[tuple[str, str | None]]:
-    """The ``${VAR}`` placeholders in ``text`` as ``(name, default)``; ``default`` is ``None``
+def env_references(text: str) -> list[tuple[str, str | None]]:
+    """The ``${VAR}`` references in ``text`` as ``(name, default)``; ``default`` is ``None``
     unless written ``${VAR:-default}``. Raises ``ValueError`` for a malformed one."""
     found: list[tuple[str, str | None]] = []
     for match in _PLACEHOLDER.finditer(text):
@@ -81,7 +81,7 @@ def placeholders(text: str) -> list[tuple[str, str | None]]:
         name, sep, default = body.partition(":-")
         if not _VAR_NAME.match(name):
             raise ValueError(
-                f"'{match.group(0)}' is not a valid placeholder; write ${{NAME}} or "
+                f"'{match.group(0)}' is not a valid ${{NAME}} reference; write ${{NAME}} or "
                 "${NAME:-default}, where NAME is letters, digits and '_'"
             )
         found.append((name, default if sep else None))
@@ -223,7 +223,7 @@ class MCPServerConfig(BaseModel):
                 raise ValueError(f"'url' must start with http:// or https://, got '{self.url}'")
         for where, text in self._strings():
             try:
-                placeholders(text)
+                env_references(text)
             except ValueError as exc:
                 raise ValueError(f"'{where}': {exc}") from None
         return self
@@ -244,7 +244,7 @@ class MCPServerConfig(BaseModel):
         """The environment variables this server's settings read, without duplicates."""
         names: list[str] = []
         for _, text in self._strings():
-            names.extend(n for n, _ in placeholders(text) if n not in names)
+            names.extend(n for n, _ in env_references(text) if n not in names)
         return names
 
     def resolve(self, name: str, environ: Mapping[str, str]) -> ResolvedServer:
@@ -364,7 +364,7 @@ def check_mcp_servers(
     for name, server in section.items():
         for key, values in (("headers", server.headers), ("env", server.env)):
             for var, value in values.items():
-                if value and _SECRET_WORDS.search(var) and not placeholders(value):
+                if value and _SECRET_WORDS.search(var) and not env_references(value):
                     problems.append(
                         (
                             (name, key, var),

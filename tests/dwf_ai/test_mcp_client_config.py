@@ -25,7 +25,7 @@ from dwf_ai.mcp import (
     ToolResult,
     check_mcp_servers,
 )
-from dwf_ai.mcp.config import interpolate, placeholders
+from dwf_ai.mcp.config import env_references, interpolate
 
 SECTION: TypeAdapter[dict[str, MCPServerConfig]] = TypeAdapter(MCPServersSection)
 
@@ -139,8 +139,8 @@ def test_yaml_scalars_in_env_and_headers_become_strings() -> None:
         ({"url": "ftp://x/mcp"}, "must start with http:// or https://"),
         ({"command": "x", "headers": {"A": "b"}}, "'headers' apply to HTTP servers only"),
         ({"url": "http://x/mcp", "env": {"A": "b"}}, "apply to stdio servers only"),
-        ({"url": "http://x/${}"}, "not a valid placeholder"),
-        ({"command": "x", "args": ["${1BAD}"]}, "not a valid placeholder"),
+        ({"url": "http://x/${}"}, "not a valid ${NAME} reference"),
+        ({"command": "x", "args": ["${1BAD}"]}, "not a valid ${NAME} reference"),
         ({"command": []}, "empty list"),
         ({"command": "x", "timeout": 0}, "greater than 0"),
     ],
@@ -166,8 +166,8 @@ def test_placeholders_are_replaced_from_the_environment() -> None:
     assert interpolate("Bearer ${TOKEN}", env) == "Bearer t0k"
     assert interpolate("${MISSING:-fallback}/${EMPTY:-x}", env) == "fallback/x"
     assert interpolate("${MISSING:-}", env) == ""
-    assert interpolate("no placeholders $TOKEN", env) == "no placeholders $TOKEN"
-    assert placeholders("${A} and ${B:-c}") == [("A", None), ("B", "c")]
+    assert interpolate("no env_references $TOKEN", env) == "no env_references $TOKEN"
+    assert env_references("${A} and ${B:-c}") == [("A", None), ("B", "c")]
     with pytest.raises(KeyError, match="MISSING"):
         interpolate("${MISSING}", env)
 
