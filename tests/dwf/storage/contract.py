@@ -32,6 +32,36 @@ def make_record(execution_id: str = "ex-1", **fields: Any) -> ExecutionRecord:
     return ExecutionRecord(**values)
 
 
+_ASK = """
+id: ask
+name: Ask a person for a name
+steps:
+  - id: question
+    type: halt
+    reason: What is your name?
+    next: greet
+  - id: greet
+    type: end
+    result: {greeting: "Hello, $response.name"}
+"""
+
+
+def check_sync_engine_round_trip(store_url: str, store_type: type[Store]) -> None:
+    """An engine on ``store_url`` halts and resumes through the ``*_sync`` wrappers. Each of
+    them is its own ``asyncio.run()``, so a store with connections must follow the event loop."""
+    from dwf import Engine, load_workflow
+
+    engine = Engine(store_url)
+    assert isinstance(engine.store, store_type)
+    halted = engine.run_sync(load_workflow(_ASK))
+    assert halted.halted
+    done = engine.resume_sync(halted.execution_id, response={"name": "Ada"})
+    assert (done.status, done.output) == (Status.COMPLETED, {"greeting": "Hello, Ada"})
+    entries = asyncio.run(engine.store.entries(halted.execution_id))
+    assert [e.action for e in entries] == ["halted", "resumed", "completed"]
+    asyncio.run(engine.close())
+
+
 def make_entry(step_id: str = "s1", **fields: Any) -> AuditEntry:
     values: dict[str, Any] = {
         "execution_id": "ex-1",

@@ -19,10 +19,16 @@ pytest.importorskip("psycopg", reason='needs the postgres extra: pip install "dw
 pytest.importorskip("psycopg_pool", reason='needs the postgres extra: pip install "dwf[postgres]"')
 
 import psycopg
-from contract import StoreContract, make_entry, make_record, running, step
+from contract import (
+    StoreContract,
+    check_sync_engine_round_trip,
+    make_entry,
+    make_record,
+    running,
+    step,
+)
 from servers import free_port, postgres_server, with_database, with_options
 
-from dwf import Engine, load_workflow
 from dwf.errors import ConfigurationError, StoreError
 from dwf.storage import Store, open_store
 from dwf.storage.base import Status
@@ -286,31 +292,8 @@ async def test_a_store_from_a_newer_dwf_asks_for_an_upgrade(
     await newer.close()
 
 
-_ASK = """
-id: ask
-name: Ask a person for a name
-steps:
-  - id: question
-    type: halt
-    reason: What is your name?
-    next: greet
-  - id: greet
-    type: end
-    result: {greeting: "Hello, $response.name"}
-"""
-
-
 def test_an_engine_halts_and_resumes_through_the_sync_wrappers(store_url: str) -> None:
-    # Each *_sync call is its own asyncio.run(), so the store must follow the event loop.
-    engine = Engine(store_url)
-    assert isinstance(engine.store, PostgresStore)
-    halted = engine.run_sync(load_workflow(_ASK))
-    assert halted.halted
-    done = engine.resume_sync(halted.execution_id, response={"name": "Ada"})
-    assert (done.status, done.output) == (Status.COMPLETED, {"greeting": "Hello, Ada"})
-    entries = asyncio.run(engine.store.entries(halted.execution_id))
-    assert [e.action for e in entries] == ["halted", "resumed", "completed"]
-    asyncio.run(engine.close())
+    check_sync_engine_round_trip(store_url, PostgresStore)
 
 
 # -- URLs ------------------------------------------------------------------------------------

@@ -12,7 +12,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract import OWNER, StoreContract, make_entry, make_record, running, step
+from contract import (
+    OWNER,
+    StoreContract,
+    check_sync_engine_round_trip,
+    make_entry,
+    make_record,
+    running,
+    step,
+)
 
 import dwf.storage
 from dwf.errors import ConfigurationError, StoreError
@@ -499,3 +507,7 @@ def test_default_store_url_uses_each_platforms_data_directory(
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
     assert default_store_url() == sqlite_url(f"{tmp_path}/Local/dwf/dwf.db")
+
+
+def test_an_engine_halts_and_resumes_through_the_sync_wrappers(tmp_path: Path) -> None:
+    check_sync_engine_round_trip(f"sqlite:///{tmp_path}/sync.db", SQLiteStore)
