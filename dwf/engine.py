@@ -724,16 +724,16 @@ class Engine:
         while self._active:
             await asyncio.sleep(interval)
             for run in list(self._active.values()):
+                lease = self.clock() + self.lease_seconds
                 try:
-                    ok = await self.store.renew(
-                        run.id, owner=self.owner, lease_expires_at=self.clock() + self.lease_seconds
-                    )
+                    ok = await self.store.renew(run.id, owner=self.owner, lease_expires_at=lease)
                 except DwfError:
                     logger.warning("could not renew the lease of %s", run.id, exc_info=True)
                     continue
                 if not ok:
                     logger.warning("execution %s is no longer owned by this process", run.id)
                     continue
+                run.record.lease_expires_at = lease  # so checkpoints need not rewrite it
                 if not run.record.cancel_requested:
                     # A cancel requested by another process is seen here, then at the next step.
                     current = await self.store.load(run.id)
