@@ -29,6 +29,7 @@ from dwf.errors import (
     NonRetryableError,
     RegistryError,
     StepTimeout,
+    StoreError,
     WorkflowTimeout,
 )
 from dwf.extensions import DEFAULT_NEXT, FINISHED, Halt, Outcome
@@ -503,7 +504,9 @@ async def _run_step(
             else:
                 async with asyncio.timeout(limit) as timer:
                     outcome = await step_type.execute(step, ctx)
-        except (LeaseLost, Cancelled):
+        except (LeaseLost, Cancelled, StoreError):
+            # The store or the ownership failed, not the step: nothing of this is workflow
+            # logic (no retry, no on_error); the execution stays at its last checkpoint.
             ctx.discard()
             raise
         except StepFailure as failure:  # a step nested in this one failed unhandled
@@ -662,7 +665,7 @@ async def _run_branches(
             for task in finished:
                 branch_id = tasks[task]
                 exc = task.exception()
-                if isinstance(exc, LeaseLost | Cancelled | WorkflowTimeout):
+                if isinstance(exc, LeaseLost | Cancelled | WorkflowTimeout | StoreError):
                     raise exc
                 if isinstance(exc, StepFailure):
                     results[branch_id] = BranchResult(branch_id, "failed", error=exc.error)

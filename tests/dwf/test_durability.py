@@ -417,3 +417,45 @@ async def test_recovering_without_the_services_leaves_the_execution_untouched() 
     rec.block_on = None
     [result] = await dwf.Engine(store, services={"rec": rec}, clock=clock).recover()
     assert result.status == "completed"
+
+
+class FailingStore(SizeRecordingStore):
+    """Fails the checkpoint that carries a given state key (the store went away)."""
+
+    def __init__(self, inner: dwf.Store, fail_on: str) -> None:
+        super().__init__(inner)
+        self.fail_on = fail_on
+
+    async def checkpoint(self, checkpoint: Checkpoint) -> int:
+        if self.fail_on in checkpoint.set_state:
+            raise dwf.StoreError("the database went away")
+        return await super().checkpoint(checkpoint)
+
+
+async def test_a_store_failure_inside_a_step_is_not_routed_to_on_error() -> None:
+    workflow = dwf.parse_workflow(
+        """
+id: saves
+name: Saves
+steps:
+  - id: each
+    type: loop
+    over: [1, 2, 3]
+    do:
+      - {id: note, type: assign, set: {x: $item}}
+    on_error: handler
+    next: done
+  - {id: handler, type: assign, set: {handled: true}, next: done}
+  - {id: done, type: end}
+"""
+    )
+    inner = open_store("memory://")
+    engine = dwf.Engine(FailingStore(inner, "each|r1"))  # type: ignore[arg-type]
+    with pytest.raises(dwf.StoreError, match="left 'running'"):
+        await engine.run(workflow)
+    [summary] = await inner.find()
+    record = await inner.load(summary.id)
+    assert record is not None
+    assert record.status == "running"  # recoverable from its last checkpoint
+    assert "handled" not in record.variables
+    assert record.state["each|i"] == 1
