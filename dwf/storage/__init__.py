@@ -65,7 +65,8 @@ def open_store(url: str | None = None) -> Store:
 
     Args:
         url: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db`` (options
-            ``?synchronous=full|normal|off`` and ``?busy_timeout=SECONDS``), a path ending in
+            ``?synchronous=full|normal|off``, ``?busy_timeout=SECONDS`` and ``?io=auto|thread``),
+            a path ending in
             ``.db``/``.sqlite``/``.sqlite3``, ``postgresql://...`` or ``redis://...``.
             ``None`` means ``$DWF_STORE`` if set, else :func:`default_store_url`.
 

@@ -1,13 +1,21 @@
 """The SQLite store: one file, safe for several processes on one machine.
 
-Each store runs the stdlib ``sqlite3`` on one dedicated worker thread, so the event loop never waits
-on a disk sync. The database is in WAL mode, every write is one ``BEGIN IMMEDIATE`` transaction, and
-``synchronous`` defaults to ``FULL``: a committed checkpoint survives a power cut. The connection is
-opened (and the schema migrated) by the first call, so a bad file is reported there.
+Each store owns one connection of the stdlib ``sqlite3`` and one worker thread. A call runs on the
+event loop's thread when that is cheap and safe (``io="auto"``, the default): nothing else is
+queued for the connection, the previous call took under :data:`INLINE_LIMIT` seconds, and the
+write lock is free (a busy database is never waited for on the loop). Otherwise, and always with
+``io="thread"``, it runs on the worker thread and the loop stays free. Handing a call to a thread
+costs two thread wake-ups, which on small virtual machines is as much as the disk sync itself.
+
+The database is in WAL mode, every write is one ``BEGIN IMMEDIATE`` transaction, and
+``synchronous`` defaults to ``FULL``: a committed checkpoint survives a power cut. The connection
+is opened (and the schema migrated) by the first call, on the worker thread, so a bad file is
+reported there.
 
 URL: ``sqlite:///relative/dwf.db`` or ``sqlite:////absolute/dwf.db`` (as in SQLAlchemy), with the
-options ``?synchronous=full|normal|off|extra`` and ``?busy_timeout=10`` (seconds; ``500ms`` also
-works). A plain path ending in ``.db``, ``.sqlite`` or ``.sqlite3`` is accepted too.
+options ``?synchronous=full|normal|off|extra``, ``?busy_timeout=10`` (seconds; ``500ms`` also
+works) and ``?io=auto|thread``. A plain path ending in ``.db``, ``.sqlite`` or ``.sqlite3`` is
+accepted too.
 """
 
 from __future__ import annotations
@@ -37,12 +45,19 @@ from dwf.storage.base import (
     Status,
 )
 
-__all__ = ["SQLITE_SUFFIXES", "SQLiteStore", "sqlite_url"]
+__all__ = ["INLINE_LIMIT", "SQLITE_SUFFIXES", "SQLiteStore", "sqlite_url"]
 
 T = TypeVar("T")
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _SYNCHRONOUS = ("full", "normal", "off", "extra")
+_IO = ("auto", "thread")
+#: With ``io="auto"``, a call runs on the event loop's thread only if the previous call took
+#: less than this many seconds (a slow disk sends the next calls to the worker thread).
+INLINE_LIMIT = 0.002
+#: A run of calls on the loop's thread yields to the loop once this many seconds have passed, so
+#: that other tasks (timeouts, the lease renewer, other requests) are not starved.
+_YIELD_EVERY = 0.005
 
 
 class SQLiteStore:
@@ -54,7 +69,11 @@ class SQLiteStore:
             private in-memory database.
         synchronous: SQLite's ``synchronous`` setting: ``"full"`` (default, durable),
             ``"normal"`` (may lose the last commits on power loss, never corrupts) or ``"off"``.
-        busy_timeout: Seconds a write waits for another process's transaction before failing.
+        busy_timeout: Seconds a write waits for another process's transaction before failing
+            (always on the worker thread).
+        io: ``"auto"`` (default) runs a call on the event loop's thread when nothing else is
+            queued, the previous call was fast and the database is not locked; ``"thread"``
+            runs every call on the worker thread.
         clock: Returns the current Unix time; used for ``created_at`` and ``updated_at``.
     """
 
@@ -64,6 +83,7 @@ class SQLiteStore:
         *,
         synchronous: str = "full",
         busy_timeout: float = 10.0,
+        io: str = "auto",
         clock: Callable[[], float] = time.time,
     ) -> None:
         raw = os.fspath(path)
@@ -72,15 +92,22 @@ class SQLiteStore:
         if busy_timeout < 0:
             raise ConfigurationError(f"busy_timeout must be >= 0 seconds, got {busy_timeout}")
         self.busy_timeout = float(busy_timeout)
+        if io not in _IO:
+            raise ConfigurationError(f"io must be one of {', '.join(_IO)}, got {io!r}")
+        self.io = io
         self.url = sqlite_url(
-            self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout
+            self.path, synchronous=self.synchronous, busy_timeout=self.busy_timeout, io=io
         )
         self._clock = clock
         self._worker = _Worker("dwf-sqlite")
         # Stops the thread of a store dropped without close(), and at exit lets the job in
         # flight finish, as a ThreadPoolExecutor would.
         weakref.finalize(self, self._worker.stop)
-        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        # Used by one thread at a time: the worker's, or the loop's while _Worker.hold() is held.
+        self._conn: sqlite3.Connection | None = None
+        self._waits = True  # whether the connection's busy handler waits busy_timeout
+        self._slow = False  # the previous call took INLINE_LIMIT or more
+        self._yielded_at = time.monotonic()
         self._closed = False
 
     @classmethod
@@ -109,10 +136,14 @@ class SQLiteStore:
                 options["synchronous"] = value
             elif name == "busy_timeout":
                 options["busy_timeout"] = _parse_seconds(value, url)
+            elif name == "io":
+                if value.lower() not in _IO:
+                    raise bad_option("io", value, url, "auto or thread")
+                options["io"] = value.lower()
             else:
                 raise ConfigurationError(
                     f"unknown SQLite store option {name!r} in {url!r}; "
-                    "known options: synchronous, busy_timeout",
+                    "known options: synchronous, busy_timeout, io",
                     url=url,
                 )
         return cls(path, clock=clock, **options)
@@ -217,14 +248,45 @@ class SQLiteStore:
         # A deferred transaction: the reads inside it see one snapshot.
         return await self._submit(self._in_transaction, "BEGIN", fn, args)
 
-    async def _submit(self, job: Callable[..., T], *args: Any) -> T:
+    async def _submit(
+        self, job: Callable[[str, Callable[..., T], tuple[Any, ...], bool], T], *args: Any
+    ) -> T:
         if self._closed:
             raise StoreError(f"the SQLite store {self.path!r} is closed", path=self.path)
-        return await self._worker.call(job, *args)
+        if self.io == "auto" and not self._slow and self._conn is not None and self._worker.hold():
+            # Nothing is queued or running on the worker: run here, now, in submission order.
+            try:
+                result = self._timed(job, *args, True)
+                ran = True
+            except _Busy:
+                ran = False  # locked by another connection: wait for it on the worker thread
+            finally:
+                self._worker.release()
+            if ran:
+                now = time.monotonic()
+                if now - self._yielded_at >= _YIELD_EVERY:  # let other tasks run now and then
+                    self._yielded_at = now
+                    await asyncio.sleep(0)
+                return result
+        return await self._worker.call(self._timed, job, *args, False)
 
-    def _in_transaction(self, begin: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _timed(self, job: Callable[..., T], *args: Any) -> T:
+        started = time.perf_counter()
+        try:
+            return job(*args)
+        finally:
+            self._slow = time.perf_counter() - started >= INLINE_LIMIT
+
+    def _in_transaction(
+        self, begin: str, fn: Callable[..., T], args: tuple[Any, ...], inline: bool
+    ) -> T:
+        """Run ``fn`` in one transaction. ``inline`` (on the event loop's thread): never wait for
+        a lock; raise :class:`_Busy` instead, having written nothing."""
         conn = self._connection()
         try:
+            if self._waits == inline:  # switch the busy handler: wait only off the loop
+                conn.execute(f"PRAGMA busy_timeout = {0 if inline else self._busy_ms()}")
+                self._waits = not inline
             conn.execute(begin)
             try:
                 result = fn(conn, *args)
@@ -233,8 +295,13 @@ class SQLiteStore:
                 conn.rollback()
                 raise
         except sqlite3.Error as exc:
+            if inline and _is_busy(exc):
+                raise _Busy from exc
             raise self._error(exc) from exc
         return result
+
+    def _busy_ms(self) -> int:
+        return round(self.busy_timeout * 1000)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -252,9 +319,11 @@ class SQLiteStore:
                     path=self.path,
                 ) from exc
         try:
+            # Not tied to one thread: the loop's thread uses it too, never at the same time.
             conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=True
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
+            self._waits = True
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         try:
@@ -297,7 +366,7 @@ class SQLiteStore:
         text = str(exc)
         path = self.path
         facts = {"path": path, "sqlite_error": text}
-        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        if _is_busy(exc):
             return StoreError(
                 f"the SQLite store {path!r} is locked: another process or connection held a write "
                 f"transaction for longer than busy_timeout ({self.busy_timeout:g} s). Nothing was "
@@ -328,23 +397,58 @@ class SQLiteStore:
         return StoreError(f"the SQLite store {path!r} failed: {text}", **facts)
 
 
+class _Busy(Exception):
+    """A call on the event loop's thread found the database locked; nothing was written."""
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc)
+
+
 class _Worker:
     """One thread that runs jobs in order and hands each result back to its caller's loop.
 
     It waits for work on a pipe (a byte written when it is idle) rather than on the queue of a
     ``ThreadPoolExecutor``: on the 2-CPU virtual machine of the benchmarks an empty round trip
-    took about 15 µs instead of about 45 µs, and a durable step 10-20 µs less. Every step of a
-    workflow makes one such round trip.
+    took about 15 µs instead of about 45 µs, and a durable step 10-20 µs less.
+
+    :meth:`hold` lets the caller run a job itself, on its own thread, when the worker has
+    nothing queued or running; the worker takes no job until :meth:`release`.
     """
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._jobs: deque[_Job | None] = deque()
-        self._lock = threading.Lock()  # guards _jobs appends, _idle, _thread and _pipe
+        # guards _jobs appends, _idle, _busy, _held, _thread and _pipe
+        self._lock = threading.Lock()
         self._idle = False  # the thread waits, or is about to, for one byte on the pipe
+        self._busy = False  # the thread is running a job
+        self._held = False  # a caller runs a job itself (see hold())
         self._thread: threading.Thread | None = None
         self._pipe: tuple[int, int] | None = None
         self._stopped = False
+
+    def hold(self) -> bool:
+        """Reserve the worker's resources for the calling thread, if nothing is queued or
+        running; then :meth:`release` must follow."""
+        with self._lock:
+            if self._jobs or self._busy or self._held or self._stopped:
+                return False
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        """End a :meth:`hold`; the jobs queued meanwhile start."""
+        with self._lock:
+            self._held = False
+            wake = bool(self._jobs) and self._idle
+            if wake:
+                self._idle = False
+            pipe = self._pipe
+        if wake:
+            assert pipe is not None
+            os.write(pipe[1], b"\0")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the thread, after the jobs before it; the event loop stays free.
@@ -385,10 +489,12 @@ class _Worker:
             os.write(pipe[1], b"\0")  # at most one byte is ever unread: never blocks
 
     def _next(self) -> _Job | None:
-        """The next job, waiting for one (on the thread)."""
+        """The next job, waiting for one (on the thread); marks the thread busy with it."""
         while True:
             with self._lock:
-                if self._jobs:
+                self._busy = False
+                if self._jobs and not self._held:
+                    self._busy = True
                     return self._jobs.popleft()
                 self._idle = True
                 pipe = self._pipe
@@ -455,7 +561,9 @@ def _parse_seconds(text: str, url: str) -> float:
     return seconds
 
 
-def sqlite_url(path: str, *, synchronous: str = "full", busy_timeout: float = 10.0) -> str:
+def sqlite_url(
+    path: str, *, synchronous: str = "full", busy_timeout: float = 10.0, io: str = "auto"
+) -> str:
     """The ``sqlite:///`` URL that opens the file at ``path`` (made absolute) with these options."""
     if path != ":memory:":
         path = os.path.abspath(path)
@@ -465,4 +573,6 @@ def sqlite_url(path: str, *, synchronous: str = "full", busy_timeout: float = 10
         query.append(f"synchronous={synchronous}")
     if busy_timeout != 10.0:
         query.append(f"busy_timeout={busy_timeout:g}")
+    if io != "auto":
+        query.append(f"io={io}")
     return f"sqlite:///{quoted}" + (f"?{'&'.join(query)}" if query else "")

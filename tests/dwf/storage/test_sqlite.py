@@ -25,8 +25,10 @@ from contract import (
 import dwf.storage
 from dwf.errors import ConfigurationError, StoreError
 from dwf.storage import MemoryStore, SQLiteStore, Store, default_store_url, open_store
+from dwf.storage import _sqlite_ops as sqlite_ops
+from dwf.storage import sqlite as sqlite_module
 from dwf.storage._sqlite_ops import MIGRATIONS
-from dwf.storage.base import Status
+from dwf.storage.base import ExecutionRecord, Status
 from dwf.storage.sqlite import sqlite_url
 
 REPO_ROOT = Path(dwf.storage.__file__).resolve().parents[2]
@@ -38,9 +40,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 class TestSQLiteStore(StoreContract):
-    @pytest.fixture
-    async def store(self, db_path: Path) -> AsyncIterator[Store]:
-        store = SQLiteStore(db_path)
+    @pytest.fixture(params=["auto", "thread"])
+    async def store(self, db_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+        store = SQLiteStore(db_path, io=request.param)
         yield store
         await store.close()
 
@@ -289,6 +291,113 @@ async def test_calls_from_many_tasks_all_complete_in_order_of_submission(db_path
     await store.close()
 
 
+def record_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads that run the store's loads, in order."""
+    names: list[str] = []
+    real = sqlite_ops.load
+
+    def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
+        names.append(threading.current_thread().name)
+        return real(conn, execution_id)
+
+    monkeypatch.setattr(sqlite_ops, "load", load)
+    return names
+
+
+async def test_an_idle_store_runs_calls_on_the_loop_thread_and_io_thread_never_does(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Handing a call to the worker thread costs two thread wake-ups, as much as a disk sync on
+    # small virtual machines; the loop's thread does fast, uncontended calls itself.
+    threads = record_threads(monkeypatch)
+    loop_thread = threading.current_thread().name
+    store = SQLiteStore(db_path)
+    await running(store)  # opens the connection, on the worker thread
+    threads.clear()
+    for _ in range(3):
+        await store.load("ex-1")
+    assert threads == [loop_thread] * 3
+    await store.close()
+
+    threads.clear()
+    store = SQLiteStore(db_path, io="thread")
+    for _ in range(3):
+        await store.load("ex-1")
+    assert threads == ["dwf-sqlite"] * 3
+    await store.close()
+
+
+async def test_after_a_slow_call_the_next_calls_go_to_the_worker_thread(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = record_threads(monkeypatch)
+    store = SQLiteStore(db_path)
+    await running(store)
+    threads.clear()
+    monkeypatch.setattr(sqlite_module, "INLINE_LIMIT", 0.0)  # every call counts as slow
+    await store.load("ex-1")  # on the loop: the call before it was fast
+    await store.load("ex-1")
+    monkeypatch.setattr(sqlite_module, "INLINE_LIMIT", 60.0)
+    await store.load("ex-1")  # the previous one counted as slow
+    await store.load("ex-1")
+    loop_thread = threading.current_thread().name
+    assert threads == [loop_thread, "dwf-sqlite", "dwf-sqlite", loop_thread]
+    await store.close()
+
+
+async def test_a_locked_database_is_waited_for_on_the_worker_thread_not_the_loop(
+    db_path: Path,
+) -> None:
+    store = SQLiteStore(db_path)
+    claimed = await running(store, variables={"a": 1})
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def unlock_later() -> None:
+        await asyncio.sleep(0.3)
+        blocker.execute("ROLLBACK")
+
+    ticker = asyncio.create_task(tick())
+    unlocker = asyncio.create_task(unlock_later())
+    try:
+        version = await store.checkpoint(step(set_variables={"a": 2}))
+    finally:
+        ticker.cancel()
+        await unlocker
+        blocker.close()
+    assert version == claimed.version + 1
+    assert ticks >= 10  # the loop went on running while the checkpoint waited for the lock
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.variables == {"a": 2}
+    await store.close()
+
+
+async def test_a_long_series_of_calls_on_the_loop_thread_lets_other_tasks_run(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(db_path)
+    await running(store)
+    monkeypatch.setattr(sqlite_module, "_YIELD_EVERY", 0.0)
+    ran = asyncio.Event()
+
+    async def other() -> None:
+        ran.set()
+
+    task = asyncio.create_task(other())
+    await store.load("ex-1")
+    await store.load("ex-1")
+    assert ran.is_set()  # without the yield, it would wait until this test awaits
+    await task
+    await store.close()
+
+
 def write_schema_1_store(path: Path) -> None:
     """A store as the first released schema wrote it: two executions, one with its root
     position, other state, variables and two audit entries."""
@@ -426,14 +535,19 @@ def test_sqlite_urls_follow_sqlalchemy(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_sqlite_url_options_are_parsed_and_kept_in_the_url(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/x.db?synchronous=NORMAL&busy_timeout=250ms")
+    store = open_store(f"sqlite:///{tmp_path}/x.db?synchronous=NORMAL&busy_timeout=250ms&io=Thread")
     assert isinstance(store, SQLiteStore)
-    assert (store.synchronous, store.busy_timeout) == ("normal", 0.25)
+    assert (store.synchronous, store.busy_timeout, store.io) == ("normal", 0.25, "thread")
     again = open_store(store.url)
     assert isinstance(again, SQLiteStore)
-    assert (again.path, again.synchronous, again.busy_timeout) == (store.path, "normal", 0.25)
+    assert (again.path, again.synchronous, again.busy_timeout, again.io) == (
+        store.path,
+        "normal",
+        0.25,
+        "thread",
+    )
     default = SQLiteStore(tmp_path / "y.db")
-    assert (default.synchronous, default.busy_timeout) == ("full", 10.0)
+    assert (default.synchronous, default.busy_timeout, default.io) == ("full", 10.0, "auto")
     assert default.url == f"sqlite:///{tmp_path}/y.db"
 
 
@@ -443,6 +557,7 @@ def test_sqlite_url_options_are_parsed_and_kept_in_the_url(tmp_path: Path) -> No
         ("sqlite:///x.db?cache=shared", "unknown SQLite store option 'cache'.*synchronous"),
         ("sqlite:///x.db?synchronous=fast", "synchronous must be one of full"),
         ("sqlite:///x.db?busy_timeout=soon", "busy_timeout .* must be a number of seconds"),
+        ("sqlite:///x.db?io=fast", "io .* must be auto or thread"),
         ("sqlite://x.db", "three slashes"),
         ("sqlite:///", "has no file path"),
         ("mysql://root:hunter2@db/prod", r"unknown store URL 'mysql://root:\*\*\*@db/prod'"),
