@@ -127,6 +127,9 @@ class Run:
     pending_entries: list[AuditEntry] = field(default_factory=list)
     history: list[dict[str, Any]] | None = None
     catalog: dict[str, WorkflowDefinition] = field(default_factory=dict)
+    #: The root frame's last step (step, path, output), completed but committed with the
+    #: execution's completion.
+    last_step: tuple[StepDef, str, Any] | None = None
     root: RootScope = field(init=False)
 
     def __post_init__(self) -> None:
@@ -632,6 +635,12 @@ async def _complete(
         # the enclosing step records it loses nothing.
         run.set_state(f"{frame.addr}|out", {"output": output})
     entry = run.entry(step, path, "completed", started, attempt=ctx.attempt, output=output)
+    if not frame.addr and (next_id is None or next_id == FINISHED):
+        # The workflow ends with this step: the engine commits it with the completion, in one
+        # transaction (nothing runs in between), and then emits its step.completed.
+        run.pending_entries.append(entry)
+        run.last_step = (step, path, output)
+        return next_id, output
     await run.commit(path, [entry])
     engine.emit("step.completed", run, step=step, path=path, output=output)
     return next_id, output

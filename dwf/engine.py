@@ -627,6 +627,9 @@ class Engine:
                 "", status=Status.COMPLETED, output=output, set_output=True, halt=None,
                 set_halt=True, wake_at=None, set_wake_at=True,
             )  # fmt: skip
+            if run.last_step is not None:
+                step, path, step_output = run.last_step
+                self.emit("step.completed", run, step=step, path=path, output=step_output)
             self.emit("workflow.completed", run, output=output)
             return RunResult(run.id, "completed", output=output, workflow_id=record.workflow_id)
         except StoreError as exc:

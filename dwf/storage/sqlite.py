@@ -488,6 +488,11 @@ class _Worker:
             assert pipe is not None
             os.write(pipe[1], b"\0")  # at most one byte is ever unread: never blocks
 
+    def _finished(self) -> None:
+        """The thread is done with its job (on the thread)."""
+        with self._lock:
+            self._busy = False
+
     def _next(self) -> _Job | None:
         """The next job, waiting for one (on the thread); marks the thread busy with it."""
         while True:
@@ -518,6 +523,7 @@ def _serve(worker: _Worker) -> None:
                 result = fn(*args)
             except BaseException as exc:  # handed to the caller, as a ThreadPoolExecutor does
                 error = exc
+            worker._finished()  # before the caller wakes up: it may hold() the worker at once
             with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits
                 loop.call_soon_threadsafe(_settle, future, result, error)
             del result, error

@@ -287,8 +287,9 @@ async def test_the_per_step_write_does_not_grow_with_the_size_of_the_variables()
     engine = dwf.Engine(store)  # type: ignore[arg-type]
     result = await engine.run(workflow)
     assert result.status == "completed"
-    step_writes = store.sizes[:-1]  # the last write is the completion
-    assert len(step_writes) == 300
+    # One write per step; the last step's goes with the completion (and the output).
+    assert len(store.sizes) == 300
+    step_writes = store.sizes[:-1]
     # Each step writes its own 1 KB variable and a little bookkeeping, never the earlier ones.
     assert max(step_writes) < 1300
     assert max(step_writes) - min(step_writes) < 100
@@ -335,7 +336,8 @@ async def test_a_checkpoint_renews_the_lease_only_once_half_of_it_has_passed() -
         if new is not None:
             assert new == now + 30
             lease = new
-    assert [new is None for _, new in sent] == [True, False] * 3
+    # The sixth step's checkpoint is the completion's, which ends the lease.
+    assert [new is None for _, new in sent] == [True, False, True, False, True]
 
 
 async def test_idempotency_keys_name_the_iteration_and_survive_retries() -> None:
@@ -459,3 +461,51 @@ steps:
     assert record.status == "running"  # recoverable from its last checkpoint
     assert "handled" not in record.variables
     assert record.state["each|i"] == 1
+
+
+async def test_the_last_step_is_committed_with_the_completion_and_announced_after_it() -> None:
+    # Nothing runs between the workflow's last step and its completion, so they are one
+    # transaction: a run of n steps writes its creation and n checkpoints, like n + 1 commits.
+    written: list[Checkpoint] = []
+    events: list[tuple[str, str | None]] = []
+
+    class RecordingStore(SizeRecordingStore):
+        async def checkpoint(self, checkpoint: Checkpoint) -> int:
+            written.append(checkpoint)
+            events.append(("checkpoint", checkpoint.status))
+            return await self.inner.checkpoint(checkpoint)
+
+    workflow = dwf.parse_workflow(
+        {
+            "id": "three",
+            "name": "Three",
+            "steps": [
+                {"id": "a", "type": "assign", "set": {"x": 1}, "next": "b"},
+                {"id": "b", "type": "assign", "set": {"y": 2}, "next": "end"},
+                {"id": "end", "type": "end", "result": {"sum": 3}},
+            ],
+        }
+    )
+    engine = dwf.Engine(
+        RecordingStore(open_store("memory://")),  # type: ignore[arg-type]
+        on_event=lambda event: events.append((event.type, event.step_id)),
+    )
+    result = await engine.run(workflow)
+    assert result.status == "completed" and result.output == {"sum": 3}
+    assert [c.status for c in written] == [Status.RUNNING, Status.RUNNING, Status.COMPLETED]
+    last = written[-1]
+    assert [(e.step_id, e.action) for e in last.entries] == [("end", "completed")]
+    assert last.output == {"sum": 3} and last.set_variables == {"result": {"sum": 3}}
+    assert events[-4:] == [
+        ("step.started", "end"),
+        ("checkpoint", Status.COMPLETED),
+        ("step.completed", "end"),
+        ("workflow.completed", None),
+    ]
+    entries = await engine.entries(result.execution_id)
+    assert [(e.step_id, e.action) for e in entries] == [
+        ("a", "completed"),
+        ("b", "completed"),
+        ("end", "completed"),
+    ]
+    await engine.close()

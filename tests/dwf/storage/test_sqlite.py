@@ -311,6 +311,7 @@ async def test_an_idle_store_runs_calls_on_the_loop_thread_and_io_thread_never_d
     # small virtual machines; the loop's thread does fast, uncontended calls itself.
     threads = record_threads(monkeypatch)
     loop_thread = threading.current_thread().name
+    monkeypatch.setattr(sqlite_module, "INLINE_LIMIT", 60.0)  # however loaded the machine is
     store = SQLiteStore(db_path)
     await running(store)  # opens the connection, on the worker thread
     threads.clear()
@@ -331,6 +332,7 @@ async def test_after_a_slow_call_the_next_calls_go_to_the_worker_thread(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads = record_threads(monkeypatch)
+    monkeypatch.setattr(sqlite_module, "INLINE_LIMIT", 60.0)
     store = SQLiteStore(db_path)
     await running(store)
     threads.clear()
