@@ -14,7 +14,7 @@ import sqlite3
 import time
 from typing import Any
 
-from .measurement import WARMUP_RUNS, Measurement, check_positions
+from .measurement import Measurement, check_positions
 from .workloads import DURABLE, GROWING, HALT, HALT_ANSWER, Job, payload
 
 REQUIRED_API = ("Engine", "load_workflow", "open_store")
@@ -56,13 +56,14 @@ async def _measure(job: Job) -> Measurement:
     workflow = dwf.load_workflow(definition(job))
     measurement = Measurement()
     try:
-        for index in range(WARMUP_RUNS + job.workload.runs):
+        warmup = job.workload.warmup_runs
+        for index in range(warmup + job.workload.runs):
             stamps.clear()
             started_at = time.time()
             started = time.perf_counter_ns()
             await _run_once(engine, workflow, job)
             elapsed = time.perf_counter_ns() - started
-            if index < WARMUP_RUNS:
+            if index < warmup:
                 continue
             measurement.run_ns.append(elapsed)
             if job.workload.kind == GROWING:

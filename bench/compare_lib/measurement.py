@@ -9,8 +9,6 @@ from typing import Any
 
 from .workloads import GROWING, Job
 
-WARMUP_RUNS = 1
-
 
 @dataclass
 class Measurement:
@@ -38,17 +36,18 @@ class Measurement:
 
 
 def measure_runs(job: Job, run_once: Callable[[int], list[int]]) -> Measurement:
-    """Call ``run_once(index)`` for one warm-up and ``job.workload.runs`` measured runs.
+    """Call ``run_once(index)`` for the warm-up runs, then ``job.workload.runs`` measured runs.
 
     ``run_once`` does one complete run and returns the per-step durations it observed (only
     needed for the growing-state workload; return ``[]`` otherwise).
     """
     measurement = Measurement()
-    for index in range(WARMUP_RUNS + job.workload.runs):
+    warmup = job.workload.warmup_runs
+    for index in range(warmup + job.workload.runs):
         started = time.perf_counter_ns()
         positions = run_once(index)
         elapsed = time.perf_counter_ns() - started
-        if index < WARMUP_RUNS:
+        if index < warmup:
             continue
         measurement.run_ns.append(elapsed)
         if job.workload.kind == GROWING:

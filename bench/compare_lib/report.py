@@ -214,17 +214,20 @@ def _method(ctx: Context) -> list[str]:
         "",
         "Each (round, workload, storage, system) runs in a fresh process with a fresh database "
         "file, so imports, caches and files never carry over; the systems take turns in an order "
-        "that rotates every round. A process builds its workflow once, does one unmeasured "
-        "warm-up run, then the measured runs. Per-step cost is a run's wall time divided by its "
+        "that rotates every round. A process builds its workflow once, warms up with unmeasured "
+        "runs of at least 1,000 steps in all (so that every system's SQLite write-ahead log has "
+        "reached the size it keeps: until SQLite first restarts it, after 1,000 pages, each "
+        "commit also grows the file and syncs more slowly), then does the measured runs. "
+        "Per-step cost is a run's wall time divided by its "
         "steps (the halt workload reports whole halt-and-resume cycles). Medians and the 10th-90th "
         "percentiles pool all runs of all rounds; *round medians* gives the lowest and highest "
         "median of a single round, a measure of how steady the machine was. Ratios divide "
         "medians.",
         "",
-        "| workload | steps | measured runs per process |",
-        "| --- | ---: | ---: |",
+        "| workload | steps | warm-up runs per process | measured runs per process |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    lines += [f"| {w.name} | {w.steps} | {w.runs} |" for w in ctx.workloads]
+    lines += [f"| {w.name} | {w.steps} | {w.warmup_runs} | {w.runs} |" for w in ctx.workloads]
     lines += ["", "How each system runs the workloads:", ""]
     lines += [f"- **{name}**: {SYSTEM_NOTES[name]}" for name in ctx.systems]
     return [*lines, ""]
