@@ -64,6 +64,7 @@ def workloads(*, quick: bool) -> list[Workload]:
         short, long, runs_short, runs_long, runs_halt = 10, 20, 2, 1, 2
     else:
         short, long, runs_short, runs_long, runs_halt = 10, 100, 100, 20, 50
+
     def warmup(steps: int) -> int:
         return 1 if quick else max(1, -(-WARMUP_STEPS // steps))
 
