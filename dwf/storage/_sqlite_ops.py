@@ -6,12 +6,15 @@ opened (``BEGIN IMMEDIATE`` for writes), and takes values already encoded as JSO
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import time
+from typing import Any
 
 from dwf.errors import StoreError
 from dwf.storage import _rows as rows
-from dwf.storage._errors import already_exists, newer_schema
+from dwf.storage._errors import already_exists, lease_lost, newer_schema
+from dwf.storage._json import encode as json_encode
 from dwf.storage._rows import CheckpointRow, EntryRow, FindRow, NewExecution, StatusRow
 from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary, Status
 
@@ -156,6 +159,40 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX executions_due_deadline ON executions (status, deadline)"
         " WHERE deadline IS NOT NULL",
     ),
+    # 3: a journal. A checkpoint that changes nothing but variables, state and the position
+    # appends one row to the execution's log (its audit entries, the last of them carrying the
+    # changes as JSON) and writes nothing else: one page, like a plain INSERT. The executions
+    # row, variables and state are a snapshot, brought up to date (the log's changes applied,
+    # their copies cleared) by any other write and every SNAPSHOT_ROWS rows or SNAPSHOT_BYTES.
+    # snap_n is the number of the execution's log rows the snapshot covers; a row's key is
+    # (num << 32) + its number, its seq the number of audit entries up to and including it.
+    (
+        "ALTER TABLE executions ADD COLUMN snap_n INTEGER NOT NULL DEFAULT 0",
+        "UPDATE executions SET snap_n = last_seq",
+        """CREATE TABLE log (
+            key INTEGER PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            step_path TEXT,
+            step_id TEXT,
+            step_type TEXT,
+            action TEXT,
+            attempt INTEGER,
+            started_at REAL,
+            finished_at REAL,
+            output TEXT,
+            error TEXT,
+            version INTEGER,
+            updated_at REAL,
+            pending INTEGER,
+            delta TEXT
+        )""",
+        """INSERT INTO log (key, seq, step_path, step_id, step_type, action, attempt,
+                started_at, finished_at, output, error)
+            SELECT key, key & 4294967295, step_path, step_id, step_type, action, attempt,
+                started_at, finished_at, output, error
+            FROM entries ORDER BY key""",
+        "DROP TABLE entries",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -167,13 +204,27 @@ _SUMMARY_COLUMNS = ", ".join(rows.SUMMARY_COLUMNS)
 #: The state key of the root frame's position, which the engine rewrites with every step. It is
 #: kept in the executions row (column root_position), which every checkpoint rewrites anyway.
 ROOT_POSITION = "|pos"
-#: An entry's key is (num << 32) + seq: each execution has 2**32 - 1 sequence numbers, and num
-#: stays below 2**31 so that keys fit SQLite's 64-bit integers.
-_SEQ_BITS = 32
-_MAX_SEQ = (1 << _SEQ_BITS) - 1
+#: A log row's key is (num << 32) + n: each execution has 2**32 - 1 rows, and num stays below
+#: 2**31 so that keys fit SQLite's 64-bit integers.
+_ROW_BITS = 32
+_MAX_ROWS = (1 << _ROW_BITS) - 1
 _MAX_NUM = (1 << 31) - 1
-#: What checkpoint() reads to check the owner and to number the new entries.
-_CHECKED = f"SELECT {rows.CHECKED_COLUMNS}, num, last_seq FROM executions WHERE id = ?"
+#: A checkpoint brings the snapshot up to date instead of appending to the log once the log
+#: holds this many rows, or this many bytes of changes, past the snapshot: what load() reads
+#: and applies stays small.
+SNAPSHOT_ROWS = 100
+SNAPSHOT_BYTES = 1 << 20
+#: What checkpoint() reads: the owner and what it checks, and the execution's last log row past
+#: the snapshot (NULLs when there is none).
+_HEAD = (
+    f"SELECT {', '.join(f'x.{c.strip()}' for c in rows.CHECKED_COLUMNS.split(','))},"
+    " x.num, x.last_seq, x.snap_n, l.key, l.seq, l.version, l.pending"
+    " FROM executions AS x LEFT JOIN log AS l ON l.key = ("
+    "SELECT key FROM log WHERE key > (x.num << 32) + x.snap_n AND key <= (x.num << 32) + 4294967295"
+    " ORDER BY key DESC LIMIT 1)"
+    " WHERE x.id = ?"
+)
+_CHECKED = f"SELECT {rows.CHECKED_COLUMNS}, num, last_seq, snap_n FROM executions WHERE id = ?"
 _UPSERT = {
     table: f"INSERT INTO {table} (execution_id, {key}, value) VALUES (?, ?, ?)"
     f" ON CONFLICT (execution_id, {key}) DO UPDATE SET value = excluded.value"
@@ -184,8 +235,30 @@ _DELETE = {
     "state": "DELETE FROM state WHERE execution_id = ? AND key = ?",
 }
 _INSERT_ENTRY = (
-    f"INSERT INTO entries (key, {_ENTRY_COLUMNS}) VALUES"
-    f" ({', '.join('?' * (len(rows.ENTRY_COLUMNS) + 1))})"
+    f"INSERT INTO log (key, seq, {_ENTRY_COLUMNS}) VALUES"
+    f" ({', '.join('?' * (len(rows.ENTRY_COLUMNS) + 2))})"
+)
+_INSERT_JOURNAL = (
+    f"INSERT INTO log (key, seq, {_ENTRY_COLUMNS}, version, updated_at, pending, delta) VALUES"
+    f" ({', '.join('?' * (len(rows.ENTRY_COLUMNS) + 6))})"
+)
+_INSERT_CHANGES = (
+    "INSERT INTO log (key, seq, version, updated_at, pending, delta) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_NO_ENTRY = (None,) * len(rows.ENTRY_COLUMNS)
+#: The summary columns, with the version and time of the last log row past the snapshot.
+_SUMMARY_SELECT = (
+    "SELECT "
+    + ", ".join(
+        {
+            "version": "COALESCE(l.version, x.version)",
+            "updated_at": "COALESCE(l.updated_at, x.updated_at)",
+        }.get(c, f"x.{c}")
+        for c in rows.SUMMARY_COLUMNS
+    )
+    + " FROM executions AS x LEFT JOIN log AS l ON l.key = ("
+    "SELECT key FROM log WHERE key > (x.num << 32) + x.snap_n AND key <= (x.num << 32) + 4294967295"
+    " ORDER BY key DESC LIMIT 1)"
 )
 
 
@@ -273,20 +346,34 @@ def create(conn: sqlite3.Connection, new: NewExecution, definition: str) -> Exec
 
 def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
     found = conn.execute(
-        f"SELECT {_EXEC_COLUMNS}, root_position FROM executions WHERE id = ?", (execution_id,)
+        f"SELECT {_EXEC_COLUMNS}, root_position, num, snap_n FROM executions WHERE id = ?",
+        (execution_id,),
     ).fetchone()
     if found is None:
         return None
     variables = conn.execute(
         "SELECT name, value FROM variables WHERE execution_id = ?", (execution_id,)
-    )
+    ).fetchall()
     state = conn.execute(
         "SELECT key, value FROM state WHERE execution_id = ?", (execution_id,)
     ).fetchall()
-    root_position = found[-1]
+    root_position, num, snap_n = found[-3:]
     if root_position is not None:
         state.append((ROOT_POSITION, root_position))
-    return rows.record_from_row(found[:-1], variables, state)
+    record = rows.record_from_row(found[:-3], variables, state)
+    for version, updated_at, delta in _journal(conn, num, snap_n):
+        changes = json.loads(delta)
+        record.position = changes["p"]
+        for name in changes.get("dv", ()):
+            record.variables.pop(name, None)
+        for name, text in changes.get("v", {}).items():
+            record.variables[name] = json.loads(text)
+        for key in changes.get("ds", ()):
+            record.state.pop(key, None)
+        for key, text in changes.get("s", {}).items():
+            record.state[key] = json.loads(text)
+        record.version, record.updated_at = int(version), float(updated_at)
+    return record
 
 
 def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | None:
@@ -297,10 +384,60 @@ def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | Non
 
 
 def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
+    found = conn.execute(_HEAD, (cp.execution_id,)).fetchone()
+    if found is None or found[0] != cp.owner:
+        raise lease_lost(cp.execution_id, cp.owner, found and (found[0], found[1]))
+    _, status, lease, version, num, last_seq, snap_n, head, head_seq, head_version, pending = found
+    if (
+        cp.status == status == Status.RUNNING.value
+        and not cp.fields
+        and (cp.lease_expires_at is None or cp.lease_expires_at == lease)
+    ):
+        # Only variables, state and the position change: append to the log, if it has room.
+        base = num << _ROW_BITS
+        n, seq = (head - base, head_seq) if head is not None else (snap_n, last_seq)
+        if head is not None:
+            version = head_version
+        else:
+            pending = 0
+        changes = _changes_json(cp)
+        count = max(len(cp.entries), 1)
+        pending += len(changes)
+        if n - snap_n + count <= SNAPSHOT_ROWS and pending <= SNAPSHOT_BYTES:
+            _check_room(n + count)
+            version += 1
+            last = (version, cp.now, pending, changes)
+            key = base + n
+            if not cp.entries:
+                conn.execute(_INSERT_CHANGES, (key + 1, seq, *last))
+            elif len(cp.entries) == 1:
+                conn.execute(
+                    _INSERT_JOURNAL, (key + 1, seq + 1, *rows.values_of(cp.entries[0]), *last)
+                )
+            else:
+                conn.executemany(
+                    _INSERT_ENTRY,
+                    [
+                        (key + i, seq + i, *rows.values_of(entry))
+                        for i, entry in enumerate(cp.entries[:-1], start=1)
+                    ],
+                )
+                count = len(cp.entries)
+                conn.execute(
+                    _INSERT_JOURNAL,
+                    (key + count, seq + count, *rows.values_of(cp.entries[-1]), *last),
+                )
+            return int(version)
+    _settle(conn, cp.execution_id)
+    return _checkpoint_snapshot(conn, cp)
+
+
+def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
+    """A checkpoint written into the snapshot (which the log has no changes past)."""
     eid = cp.execution_id
     found = conn.execute(_CHECKED, (eid,)).fetchone()
     columns = rows.checkpoint_columns(cp, found and found[:4])
-    _, status, lease, _, num, last_seq = found
+    _, status, lease, _, num, last_seq, snap_n = found
     # Setting an indexed column rewrites its index entry even to the same value: a page more.
     if columns["status"] == status:
         del columns["status"]
@@ -323,7 +460,9 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
             columns["root_position"] = dict(cp.set_state)[ROOT_POSITION]
         _upsert(conn, "state", eid, others)
     if cp.entries:
-        columns["last_seq"] = _append_entries(conn, num, last_seq, cp.entries)
+        columns["snap_n"], columns["last_seq"] = _append_entries(
+            conn, num, snap_n, last_seq, cp.entries
+        )
     conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))
     return int(columns["version"])
 
@@ -336,6 +475,7 @@ def claim(
     expected_version: int,
     now: float,
 ) -> ExecutionRecord | None:
+    _settle(conn, execution_id)
     changed = conn.execute(
         "UPDATE executions SET status = ?, owner = ?, lease_expires_at = ?,"
         " version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
@@ -353,19 +493,20 @@ def renew(conn: sqlite3.Connection, execution_id: str, owner: str, lease_expires
 
 
 def set_status(conn: sqlite3.Connection, change: StatusRow) -> bool:
+    _settle(conn, change.execution_id)
     found = conn.execute(
-        "SELECT num, last_seq FROM executions WHERE id = ? AND version = ?",
+        "SELECT num, snap_n, last_seq FROM executions WHERE id = ? AND version = ?",
         (change.execution_id, change.expected_version),
     ).fetchone()
     if found is None:
         return False
-    num, last_seq = found
+    num, snap_n, last_seq = found
     if change.entry is not None:
-        last_seq = _append_entries(conn, num, last_seq, [change.entry])
+        snap_n, last_seq = _append_entries(conn, num, snap_n, last_seq, [change.entry])
     conn.execute(
         "UPDATE executions SET status = ?, error = ?, owner = NULL, lease_expires_at = NULL,"
-        " version = version + 1, updated_at = ?, last_seq = ? WHERE num = ?",
-        (change.status, change.error, change.now, last_seq, num),
+        " version = version + 1, updated_at = ?, snap_n = ?, last_seq = ? WHERE num = ?",
+        (change.status, change.error, change.now, snap_n, last_seq, num),
     )
     return True
 
@@ -381,20 +522,20 @@ def entries(conn: sqlite3.Connection, execution_id: str) -> list[AuditEntry]:
     found = conn.execute("SELECT num FROM executions WHERE id = ?", (execution_id,)).fetchone()
     if found is None:
         return []
-    first = found[0] << _SEQ_BITS
+    first = found[0] << _ROW_BITS
     rows_found = conn.execute(
-        f"SELECT key, {_ENTRY_COLUMNS} FROM entries WHERE key BETWEEN ? AND ? ORDER BY key",
-        (first, first + _MAX_SEQ),
+        f"SELECT seq, {_ENTRY_COLUMNS} FROM log WHERE key BETWEEN ? AND ?"
+        " AND action IS NOT NULL ORDER BY key",
+        (first, first + _MAX_ROWS),
     )
-    return [rows.entry_from_row(execution_id, key - first, values) for key, *values in rows_found]
+    return [rows.entry_from_row(execution_id, seq, values) for seq, *values in rows_found]
 
 
 def find(conn: sqlite3.Connection, query: FindRow) -> list[ExecutionSummary]:
     used = query.given()
-    where = " AND ".join(f"{name} = ?" for name in used) or "1"
+    where = " AND ".join(f"x.{name} = ?" for name in used) or "1"
     found = conn.execute(
-        f"SELECT {_SUMMARY_COLUMNS} FROM executions WHERE {where}"
-        " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        f"{_SUMMARY_SELECT} WHERE {where} ORDER BY x.created_at DESC, x.id DESC LIMIT ? OFFSET ?",
         (*used.values(), query.limit, query.offset),
     )
     return [rows.summary_from_row(row) for row in found]
@@ -403,11 +544,11 @@ def find(conn: sqlite3.Connection, query: FindRow) -> list[ExecutionSummary]:
 def find_due(conn: sqlite3.Connection, now: float, limit: int) -> list[ExecutionSummary]:
     # Three OR terms, each served by its (status, time) index.
     found = conn.execute(
-        f"SELECT {_SUMMARY_COLUMNS} FROM executions"
-        " WHERE (status = 'running' AND lease_expires_at <= :now)"
-        " OR (status IN ('pending', 'running', 'halted') AND wake_at <= :now)"
-        " OR (status IN ('pending', 'running', 'halted') AND deadline <= :now)"
-        " ORDER BY created_at, id LIMIT :limit",
+        f"{_SUMMARY_SELECT}"
+        " WHERE (x.status = 'running' AND x.lease_expires_at <= :now)"
+        " OR (x.status IN ('pending', 'running', 'halted') AND x.wake_at <= :now)"
+        " OR (x.status IN ('pending', 'running', 'halted') AND x.deadline <= :now)"
+        " ORDER BY x.created_at, x.id LIMIT :limit",
         {"now": now, "limit": limit},
     )
     return [rows.summary_from_row(row) for row in found]
@@ -417,8 +558,8 @@ def delete(conn: sqlite3.Connection, execution_id: str) -> bool:
     found = conn.execute("SELECT num FROM executions WHERE id = ?", (execution_id,)).fetchone()
     if found is None:
         return False
-    first = found[0] << _SEQ_BITS
-    conn.execute("DELETE FROM entries WHERE key BETWEEN ? AND ?", (first, first + _MAX_SEQ))
+    first = found[0] << _ROW_BITS
+    conn.execute("DELETE FROM log WHERE key BETWEEN ? AND ?", (first, first + _MAX_ROWS))
     for table in ("variables", "state"):
         conn.execute(f"DELETE FROM {table} WHERE execution_id = ?", (execution_id,))
     conn.execute("DELETE FROM executions WHERE num = ?", (found[0],))
@@ -442,19 +583,123 @@ def _upsert(conn: sqlite3.Connection, table: str, eid: str, values: list[tuple[s
         conn.executemany(_UPSERT[table], [(eid, name, value) for name, value in values])
 
 
-def _append_entries(conn: sqlite3.Connection, num: int, last_seq: int, new: list[EntryRow]) -> int:
-    """Insert the entries after ``last_seq``; return the new last seq."""
-    end = last_seq + len(new)
-    if end > _MAX_SEQ:
-        raise StoreError(
-            f"an execution of the SQLite store has {_MAX_SEQ} audit entries, the most it can hold"
-        )
-    first = (num << _SEQ_BITS) + last_seq
+def _append_entries(
+    conn: sqlite3.Connection, num: int, n: int, seq: int, new: list[EntryRow]
+) -> tuple[int, int]:
+    """Append the entries as log rows after row ``n`` and entry ``seq``; return both, updated."""
+    _check_room(n + len(new))
+    key = (num << _ROW_BITS) + n
     if len(new) == 1:
-        conn.execute(_INSERT_ENTRY, (first + 1, *rows.values_of(new[0])))
+        conn.execute(_INSERT_ENTRY, (key + 1, seq + 1, *rows.values_of(new[0])))
     else:
         conn.executemany(
             _INSERT_ENTRY,
-            [(first + i, *rows.values_of(row)) for i, row in enumerate(new, start=1)],
+            [(key + i, seq + i, *rows.values_of(row)) for i, row in enumerate(new, start=1)],
         )
-    return end
+    return n + len(new), seq + len(new)
+
+
+def _check_room(rows_needed: int) -> None:
+    if rows_needed > _MAX_ROWS:
+        raise StoreError(
+            f"an execution of the SQLite store has {_MAX_ROWS} audit entries and checkpoints, "
+            "the most it can hold"
+        )
+
+
+def _changes_json(cp: CheckpointRow) -> str:
+    """What a journaled checkpoint changes, as JSON text made of the encoded values."""
+    parts = [f'{{"p":{cp.position}']
+    if cp.delete_variables:
+        parts.append(f',"dv":{_json_names(cp.delete_variables)}')
+    if cp.set_variables:
+        parts.append(f',"v":{_json_pairs(cp.set_variables)}')
+    if cp.delete_state:
+        parts.append(f',"ds":{_json_names(cp.delete_state)}')
+    if cp.set_state:
+        parts.append(f',"s":{_json_pairs(cp.set_state)}')
+    parts.append("}")
+    return "".join(parts)
+
+
+def _json_names(names: list[str]) -> str:
+    return "[" + ",".join(map(_json_string, names)) + "]"
+
+
+def _json_pairs(pairs: list[tuple[str, str]]) -> str:
+    # Each value as a JSON string holding its JSON text: bringing the snapshot up to date then
+    # stores that text as it is, without decoding and encoding it again.
+    return (
+        "{" + ",".join(f"{_json_string(name)}:{_json_string(text)}" for name, text in pairs) + "}"
+    )
+
+
+# Names may hold any character; encoded as encode() would, so that lone surrogates round-trip.
+_json_string = json.JSONEncoder(ensure_ascii=True).encode
+
+
+def _journal(conn: sqlite3.Connection, num: int, snap_n: int) -> list[tuple[int, float, str]]:
+    """The (version, updated_at, changes) of the execution's log rows past the snapshot."""
+    base = num << _ROW_BITS
+    return conn.execute(
+        "SELECT version, updated_at, delta FROM log WHERE key > ? AND key <= ?"
+        " AND delta IS NOT NULL ORDER BY key",
+        (base + snap_n, base + _MAX_ROWS),
+    ).fetchall()
+
+
+def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
+    """Bring the execution's snapshot up to date with its log: apply the changes of the rows
+    past it to the variables, the state and the executions row, and clear their copies."""
+    found = conn.execute(
+        "SELECT num, snap_n FROM executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    if found is None:
+        return
+    num, snap_n = found
+    journal = _journal(conn, num, snap_n)
+    if not journal:
+        return
+    variables: dict[str, str | None] = {}
+    state: dict[str, str | None] = {}
+    position: Any = None
+    for _, _, delta in journal:
+        changes = json.loads(delta)
+        position = changes["p"]
+        variables.update(dict.fromkeys(changes.get("dv", ())))
+        variables.update(changes.get("v", ()))
+        state.update(dict.fromkeys(changes.get("ds", ())))
+        state.update(changes.get("s", ()))
+    position = json_encode(position, "the position")
+    version, updated_at, _ = journal[-1]
+    deleted = [(execution_id, name) for name, value in variables.items() if value is None]
+    if deleted:
+        conn.executemany(_DELETE["variables"], deleted)
+    _upsert(
+        conn, "variables", execution_id, [(k, v) for k, v in variables.items() if v is not None]
+    )
+    columns: dict[str, Any] = {}
+    if ROOT_POSITION in state:
+        columns["root_position"] = state.pop(ROOT_POSITION)
+    deleted = [(execution_id, key) for key, value in state.items() if value is None]
+    if deleted:
+        conn.executemany(_DELETE["state"], deleted)
+    _upsert(conn, "state", execution_id, [(k, v) for k, v in state.items() if v is not None])
+    base = num << _ROW_BITS
+    head, seq = conn.execute(
+        "SELECT key, seq FROM log WHERE key > ? AND key <= ? ORDER BY key DESC LIMIT 1",
+        (base + snap_n, base + _MAX_ROWS),
+    ).fetchone()
+    conn.execute(
+        "UPDATE log SET version = NULL, updated_at = NULL, pending = NULL, delta = NULL"
+        " WHERE key > ? AND key <= ? AND delta IS NOT NULL",
+        (base + snap_n, head),
+    )
+    columns.update(
+        position=position,
+        version=version,
+        updated_at=updated_at,
+        snap_n=head - base,
+        last_seq=seq,
+    )
+    conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import random
 import sqlite3
 import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract import (
@@ -72,7 +74,7 @@ async def test_everything_survives_reopening_the_file(db_path: Path) -> None:
     assert await reopened.load_definition("hash-1") == "definition text"
     await reopened.close()
     assert run_sql(db_path, "SELECT * FROM pragma_journal_mode") == [("wal",)]
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,)]
 
 
 async def test_two_stores_on_one_file_race_claims_with_one_winner(db_path: Path) -> None:
@@ -96,7 +98,7 @@ async def test_two_stores_opening_a_new_file_at_once_both_migrate_it(db_path: Pa
     assert await asyncio.gather(*(s.load("nope") for s in stores)) == [None] * 4
     for store in stores:
         await store.close()
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,)]
 
 
 _CHILD = """
@@ -157,26 +159,43 @@ async def test_a_checkpoint_after_1000_variables_writes_only_the_changed_rows(
     triggers = "".join(
         f"CREATE TRIGGER count_{table}_{op} AFTER {op} ON {table}"
         f" BEGIN INSERT INTO writes VALUES ('{table}', '{op}'); END;"
-        for table in ("variables", "state")
+        for table in ("variables", "state", "executions", "log")
         for op in ("INSERT", "UPDATE", "DELETE")
     )
     run_sql(db_path, f"CREATE TABLE writes (tbl TEXT, op TEXT); {triggers}")
-    await store.checkpoint(
-        step(
-            set_variables={"v1": "changed", "new": 1}, delete_variables=["v2"], set_state={"s1": 0}
+
+    def writes() -> list[tuple[object, ...]]:
+        found = run_sql(
+            db_path, "SELECT tbl, op, COUNT(*) FROM writes GROUP BY tbl, op ORDER BY 1, 2"
         )
-    )
-    assert run_sql(
-        db_path, "SELECT tbl, op, COUNT(*) FROM writes GROUP BY tbl, op ORDER BY 1, 2"
-    ) == [
+        run_sql(db_path, "DELETE FROM writes")
+        return found
+
+    changes = {"set_variables": {"v1": "changed", "new": 1}, "delete_variables": ["v2"]}
+    version = await store.checkpoint(step(**changes, set_state={"s1": 0}))
+    # A checkpoint that changes only variables, state and the position appends one log row.
+    assert writes() == [("log", "INSERT", 1)]
+    await store.checkpoint(step(set_state={"s1": 1}, entries=[make_entry()]))
+    assert writes() == [("log", "INSERT", 1)]
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.version == version + 1
+    assert len(loaded.variables) == 1000 and loaded.variables["v1"] == "changed"
+    assert loaded.state["s1"] == 1
+
+    # Any other write first brings the snapshot up to date: only the changed rows, once each.
+    assert await store.set_status("ex-1", expected_version=version + 1, status=Status.FAILED)
+    assert writes() == [
+        ("executions", "UPDATE", 2),  # the snapshot, then the status
+        ("log", "UPDATE", 2),  # the copies of the changes, cleared
         ("state", "UPDATE", 1),
         ("variables", "DELETE", 1),
         ("variables", "INSERT", 1),
         ("variables", "UPDATE", 1),
     ]
-    loaded = await store.load("ex-1")
-    assert loaded is not None
-    assert len(loaded.variables) == 1000
+    reloaded = await store.load("ex-1")
+    assert reloaded is not None
+    assert (reloaded.variables, reloaded.state) == (loaded.variables, loaded.state)
+    assert reloaded.version == version + 2
     await store.close()
 
 
@@ -185,8 +204,7 @@ async def test_a_write_that_fails_midway_rolls_back_completely(db_path: Path) ->
     claimed = await running(store, variables={"a": 1})
     run_sql(
         db_path,
-        "CREATE TRIGGER refuse BEFORE INSERT ON entries"
-        " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
+        "CREATE TRIGGER refuse BEFORE INSERT ON log BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
     )
     with pytest.raises(StoreError, match="disk on fire"):
         await store.checkpoint(step(set_variables={"a": 2, "b": 3}, entries=[make_entry()]))
@@ -453,7 +471,7 @@ async def test_a_store_of_the_first_schema_is_migrated_with_everything_in_it(
     record = await store.load("ex-1")
     assert record is not None and record.state == {"|pos": "c", "loop|i": 3}
     await store.close()
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,)]
 
 
 async def test_the_root_position_is_kept_in_the_execution_row_not_in_a_state_row(
@@ -628,3 +646,100 @@ def test_default_store_url_uses_each_platforms_data_directory(
 
 def test_an_engine_halts_and_resumes_through_the_sync_wrappers(tmp_path: Path) -> None:
     check_sync_engine_round_trip(f"sqlite:///{tmp_path}/sync.db", SQLiteStore)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_the_journal_and_its_snapshots_read_back_as_the_memory_store_does(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    # Random checkpoints (variables and state set and deleted, the root position moved, zero
+    # to three entries, now and then a lease, a wake-up time, a halt and a claim), with small
+    # snapshot limits so that every path runs often: after each, the SQLite store reads back
+    # exactly what the in-memory store does.
+    monkeypatch.setattr(sqlite_ops, "SNAPSHOT_ROWS", 4)
+    monkeypatch.setattr(sqlite_ops, "SNAPSHOT_BYTES", 300)
+    rng = random.Random(seed)
+    now = [1_500.0]
+
+    def clock() -> float:
+        return now[0]
+
+    stores: list[Store] = [MemoryStore(clock=clock), SQLiteStore(db_path, clock=clock)]
+    for store in stores:
+        await running(store, variables={"a": 1}, state={"|pos": "s0", "k": "v"})
+    names = ["a", "b", "c", "big", "ünï"]
+    keys = ["|pos", "k", "loop|i", "x/#y|done"]
+    version = 2
+    for index in range(60):
+        now[0] += 1
+        fields: dict[str, Any] = {
+            "position": [f"s{index}"],
+            "set_variables": {
+                n: rng.choice([index, "x" * rng.randrange(0, 200), {"n": [index, None]}])
+                for n in rng.sample(names, rng.randrange(0, 3))
+            },
+            "delete_variables": rng.sample(names, rng.randrange(0, 2)),
+            "set_state": dict.fromkeys(rng.sample(keys, rng.randrange(0, 3)), f"at {index}"),
+            "delete_state": rng.sample(keys, rng.randrange(0, 2)),
+            "entries": [make_entry(f"s{index}-{i}") for i in range(rng.randrange(0, 4))],
+        }
+        roll = rng.random()
+        if roll < 0.1:
+            fields["lease_expires_at"] = now[0] + 30
+        elif roll < 0.15:
+            fields.update(wake_at=now[0] + 5, set_wake_at=True)
+        halting = 0.15 <= roll < 0.2
+        if halting:
+            fields["status"] = Status.HALTED
+        versions = [await store.checkpoint(step(**fields)) for store in stores]
+        version += 1
+        assert versions == [version, version]
+        if halting:
+            claims = [
+                await store.claim(
+                    "ex-1", owner=OWNER, lease_expires_at=now[0] + 30, expected_version=version
+                )
+                for store in stores
+            ]
+            assert claims[0] == claims[1] and claims[0] is not None
+            version += 1
+        memory, sqlite = [await store.load("ex-1") for store in stores]
+        assert sqlite == memory, f"step {index}"
+        assert await stores[1].entries("ex-1") == await stores[0].entries("ex-1")
+        assert await stores[1].find() == await stores[0].find()
+    assert await stores[1].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
+    assert await stores[0].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
+    assert await stores[1].load("ex-1") == await stores[0].load("ex-1")
+    for store in stores:
+        await store.close()
+
+
+async def test_a_checkpoint_past_the_journal_limits_updates_the_snapshot(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await running(store)
+    big = "x" * (sqlite_ops.SNAPSHOT_BYTES // 2)
+
+    def counts() -> list[tuple[object, ...]]:
+        return run_sql(
+            db_path,
+            "SELECT (SELECT COUNT(*) FROM variables),"
+            " (SELECT COUNT(*) FROM log WHERE delta IS NOT NULL)",
+        )
+
+    await store.checkpoint(step(set_variables={"v0": big}))
+    assert counts() == [(0, 1)]  # in the log
+    # The second would take the log past SNAPSHOT_BYTES: the snapshot takes both.
+    await store.checkpoint(step(set_variables={"v1": big}))
+    assert counts() == [(2, 0)]
+    for index in range(sqlite_ops.SNAPSHOT_ROWS):
+        await store.checkpoint(step(set_state={"i": index}, entries=[make_entry()]))
+    assert counts() == [(2, sqlite_ops.SNAPSHOT_ROWS)]
+    await store.checkpoint(step(set_state={"i": "last"}, entries=[make_entry()]))
+    assert counts() == [(2, 0)]  # past SNAPSHOT_ROWS
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.state["i"] == "last"
+    assert loaded.variables == {"v0": big, "v1": big}
+    assert [e.seq for e in await store.entries("ex-1")] == list(
+        range(1, sqlite_ops.SNAPSHOT_ROWS + 2)
+    )
+    await store.close()
