@@ -154,8 +154,31 @@ def encode(value: Any, what: str, key: str | None = None) -> str:
 
 
 # Made once: json.dumps() with options builds a new encoder on every call.
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _to_ascii_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _make_encode_json() -> Callable[[Any], str]:
+    """Compact JSON text of a value made by copy_value. JSONEncoder.encode() sets up a new C
+    encoder on every call; this one is set up once. Without circular-reference checks: copy_value
+    made a tree."""
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+    encoder = make(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def encode_json(plain: Any) -> str:
+        return "".join(encoder(plain, 0))
+
+    return encode_json
+
+
+_encode_json = _make_encode_json()
 _SCALARS: dict[type, Callable[[Any], str]] = {
     int: int.__repr__,  # as json does; raises ValueError past the digit limit, as json does
     float: float.__repr__,  # finite: copy_value refused the others

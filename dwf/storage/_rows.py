@@ -227,13 +227,23 @@ def new_execution(record: ExecutionRecord, clock: Callable[[], float]) -> NewExe
 
 def entry_row(entry: AuditEntry) -> EntryRow:
     """An audit entry, encoded."""
-    where = f"the entry of step {entry.step_path!r}"
-    return copy_as(
-        entry,
-        EntryRow,
-        output=encode_nullable(entry.output, f"the output of {where}", "output"),
-        error=encode_nullable(entry.error, f"the error of {where}", "error"),
+    output = entry.output
+    error = entry.error
+    return EntryRow(
+        entry.step_path,
+        entry.step_id,
+        entry.step_type,
+        entry.action,
+        entry.attempt,
+        entry.started_at,
+        entry.finished_at,
+        None if output is None else encode(output, _entry_part("output", entry), "output"),
+        None if error is None else encode(error, _entry_part("error", entry), "error"),
     )
+
+
+def _entry_part(part: str, entry: AuditEntry) -> str:
+    return f"the {part} of the entry of step {entry.step_path!r}"
 
 
 def checkpoint_row(checkpoint: Checkpoint, clock: Callable[[], float]) -> CheckpointRow:

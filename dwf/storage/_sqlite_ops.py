@@ -361,16 +361,16 @@ def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
     if root_position is not None:
         state.append((ROOT_POSITION, root_position))
     record = rows.record_from_row(found[:-3], variables, state)
-    for version, updated_at, delta in _journal(conn, num, snap_n):
+    for version, updated_at, delta, output in _journal(conn, num, snap_n):
         changes = json.loads(delta)
         record.position = changes["p"]
         for name in changes.get("dv", ()):
             record.variables.pop(name, None)
-        for name, text in changes.get("v", {}).items():
+        for name, text in _values(changes, "v", output).items():
             record.variables[name] = json.loads(text)
         for key in changes.get("ds", ()):
             record.state.pop(key, None)
-        for key, text in changes.get("s", {}).items():
+        for key, text in _values(changes, "s", output).items():
             record.state[key] = json.loads(text)
         record.version, record.updated_at = int(version), float(updated_at)
     return record
@@ -608,41 +608,73 @@ def _check_room(rows_needed: int) -> None:
 
 
 def _changes_json(cp: CheckpointRow) -> str:
-    """What a journaled checkpoint changes, as JSON text made of the encoded values."""
+    """What a journaled checkpoint changes, as JSON text made of the encoded values.
+
+    A value of at least :data:`_SHARED_TEXT` characters whose text is part of the row's entry
+    output (an ``assign`` outputs what it sets, a ``call`` what its variable receives) is kept
+    as the [start, end) of that text in the output, not a second time.
+    """
+    output = cp.entries[-1].output if cp.entries else None
     parts = [f'{{"p":{cp.position}']
     if cp.delete_variables:
         parts.append(f',"dv":{_json_names(cp.delete_variables)}')
     if cp.set_variables:
-        parts.append(f',"v":{_json_pairs(cp.set_variables)}')
+        parts.append(_json_values("v", cp.set_variables, output))
     if cp.delete_state:
         parts.append(f',"ds":{_json_names(cp.delete_state)}')
     if cp.set_state:
-        parts.append(f',"s":{_json_pairs(cp.set_state)}')
+        parts.append(_json_values("s", cp.set_state, output))
     parts.append("}")
     return "".join(parts)
 
 
-def _json_names(names: list[str]) -> str:
-    return "[" + ",".join(map(_json_string, names)) + "]"
+#: The shortest value text that _changes_json() looks for in the entry output.
+_SHARED_TEXT = 64
 
 
-def _json_pairs(pairs: list[tuple[str, str]]) -> str:
+def _json_values(field: str, pairs: list[tuple[str, str]], output: str | None) -> str:
     # Each value as a JSON string holding its JSON text: bringing the snapshot up to date then
     # stores that text as it is, without decoding and encoding it again.
-    return (
-        "{" + ",".join(f"{_json_string(name)}:{_json_string(text)}" for name, text in pairs) + "}"
-    )
+    inline = []
+    shared = []
+    for name, text in pairs:
+        start = output.find(text) if output is not None and len(text) >= _SHARED_TEXT else -1
+        if start >= 0:
+            shared.append(f"{_json_name(name)}:[{start},{start + len(text)}]")
+        else:
+            inline.append(f"{_json_name(name)}:{_json_text(text)}")
+    found = f',"{field}":{{{",".join(inline)}}}' if inline else ""
+    return found + (f',"{field}o":{{{",".join(shared)}}}' if shared else "")
 
 
-# Names may hold any character; encoded as encode() would, so that lone surrogates round-trip.
-_json_string = json.JSONEncoder(ensure_ascii=True).encode
+def _values(changes: dict[str, Any], field: str, output: str | None) -> dict[str, str]:
+    """The (name, JSON text) of the values a journal row sets, from _json_values()."""
+    values: dict[str, str] = changes.get(field, {})
+    shared = changes.get(f"{field}o")
+    if shared:
+        assert output is not None
+        values.update((name, output[start:end]) for name, (start, end) in shared.items())
+    return values
 
 
-def _journal(conn: sqlite3.Connection, num: int, snap_n: int) -> list[tuple[int, float, str]]:
-    """The (version, updated_at, changes) of the execution's log rows past the snapshot."""
+def _json_names(names: list[str]) -> str:
+    return "[" + ",".join(map(_json_name, names)) + "]"
+
+
+# Names may hold any character (lone surrogates too): escaped to ASCII, so they round-trip.
+# Values are JSON text that encode() made valid UTF-8: kept as they are.
+_json_name = json.encoder.encode_basestring_ascii
+_json_text = json.encoder.encode_basestring
+
+
+def _journal(
+    conn: sqlite3.Connection, num: int, snap_n: int
+) -> list[tuple[int, float, str, str | None]]:
+    """The (version, updated_at, changes, output) of the execution's log rows past the
+    snapshot."""
     base = num << _ROW_BITS
     return conn.execute(
-        "SELECT version, updated_at, delta FROM log WHERE key > ? AND key <= ?"
+        "SELECT version, updated_at, delta, output FROM log WHERE key > ? AND key <= ?"
         " AND delta IS NOT NULL ORDER BY key",
         (base + snap_n, base + _MAX_ROWS),
     ).fetchall()
@@ -663,15 +695,15 @@ def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
     variables: dict[str, str | None] = {}
     state: dict[str, str | None] = {}
     position: Any = None
-    for _, _, delta in journal:
+    for _, _, delta, output in journal:
         changes = json.loads(delta)
         position = changes["p"]
         variables.update(dict.fromkeys(changes.get("dv", ())))
-        variables.update(changes.get("v", ()))
+        variables.update(_values(changes, "v", output))
         state.update(dict.fromkeys(changes.get("ds", ())))
-        state.update(changes.get("s", ()))
+        state.update(_values(changes, "s", output))
     position = json_encode(position, "the position")
-    version, updated_at, _ = journal[-1]
+    version, updated_at, _, _ = journal[-1]
     deleted = [(execution_id, name) for name, value in variables.items() if value is None]
     if deleted:
         conn.executemany(_DELETE["variables"], deleted)

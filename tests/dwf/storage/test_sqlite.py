@@ -679,10 +679,17 @@ async def test_the_journal_and_its_snapshots_read_back_as_the_memory_store_does(
                 for n in rng.sample(names, rng.randrange(0, 3))
             },
             "delete_variables": rng.sample(names, rng.randrange(0, 2)),
-            "set_state": dict.fromkeys(rng.sample(keys, rng.randrange(0, 3)), f"at {index}"),
+            "set_state": dict.fromkeys(
+                rng.sample(keys, rng.randrange(0, 3)), rng.choice([f"at {index}", "x" * 100])
+            ),
             "delete_state": rng.sample(keys, rng.randrange(0, 2)),
             "entries": [make_entry(f"s{index}-{i}") for i in range(rng.randrange(0, 4))],
         }
+        if fields["entries"] and rng.random() < 0.7:
+            # As assign and call do: the step's output holds the values it sets, which the
+            # journal then keeps only once.
+            shared = {**fields["set_variables"], "state": fields["set_state"]}
+            fields["entries"][-1].output = rng.choice([shared, [shared], "x" * 100])
         roll = rng.random()
         if roll < 0.1:
             fields["lease_expires_at"] = now[0] + 30
