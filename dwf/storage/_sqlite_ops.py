@@ -163,7 +163,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # appends one row to the execution's log (its audit entries, the last of them carrying the
     # changes as JSON) and writes nothing else: one page, like a plain INSERT. The executions
     # row, variables and state are a snapshot, brought up to date (the log's changes applied,
-    # their copies cleared) by any other write and every SNAPSHOT_ROWS rows or SNAPSHOT_BYTES.
+    # the long ones cleared) by any other write and every SNAPSHOT_ROWS rows or SNAPSHOT_BYTES.
     # snap_n is the number of the execution's log rows the snapshot covers; a row's key is
     # (num << 32) + its number, its seq the number of audit entries up to and including it.
     (
@@ -630,6 +630,8 @@ def _changes_json(cp: CheckpointRow) -> str:
 
 #: The shortest value text that _changes_json() looks for in the entry output.
 _SHARED_TEXT = 64
+#: The longest changes that _settle() leaves in the log.
+_KEPT_CHANGES = 512
 
 
 def _json_values(field: str, pairs: list[tuple[str, str]], output: str | None) -> str:
@@ -682,7 +684,7 @@ def _journal(
 
 def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
     """Bring the execution's snapshot up to date with its log: apply the changes of the rows
-    past it to the variables, the state and the executions row, and clear their copies."""
+    past it to the variables, the state and the executions row, and clear the long ones."""
     found = conn.execute(
         "SELECT num, snap_n FROM executions WHERE id = ?", (execution_id,)
     ).fetchone()
@@ -722,10 +724,12 @@ def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
         "SELECT key, seq FROM log WHERE key > ? AND key <= ? ORDER BY key DESC LIMIT 1",
         (base + snap_n, base + _MAX_ROWS),
     ).fetchone()
+    # The rows at or before snap_n are only the audit from now on. Their copies of the changes
+    # are cleared where that saves space worth a page write: most are a position and a few
+    # short values (long values that the output holds are kept as offsets into it).
     conn.execute(
-        "UPDATE log SET version = NULL, updated_at = NULL, pending = NULL, delta = NULL"
-        " WHERE key > ? AND key <= ? AND delta IS NOT NULL",
-        (base + snap_n, head),
+        "UPDATE log SET delta = NULL WHERE key > ? AND key <= ? AND length(delta) > ?",
+        (base + snap_n, head, _KEPT_CHANGES),
     )
     columns.update(
         position=position,
