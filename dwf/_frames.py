@@ -127,9 +127,9 @@ class Run:
     pending_entries: list[AuditEntry] = field(default_factory=list)
     history: list[dict[str, Any]] | None = None
     catalog: dict[str, WorkflowDefinition] = field(default_factory=dict)
-    #: The root frame's last step (step, path, output), completed but committed with the
-    #: execution's completion.
-    last_step: tuple[StepDef, str, Any] | None = None
+    #: The event of the root frame's last step, completed or halted but committed with the
+    #: execution's completion or halt, to emit after that commit: (type, step, path, data).
+    last_step: tuple[str, StepDef, str, dict[str, Any]] | None = None
     root: RootScope = field(init=False)
 
     def __post_init__(self) -> None:
@@ -616,8 +616,14 @@ async def _complete(
         }
         run.set_state(f"{frame.addr}|halt", marker)
         entry = run.entry(step, path, "halted", started, attempt=ctx.attempt, output=outcome.data)
-        await run.commit(path, [entry])
-        engine.emit("step.halted", run, step=step, path=path, halt=outcome.data)
+        if not frame.addr:
+            # The workflow halts here: the engine commits this step with the halt, in one
+            # transaction (nothing runs in between), and then emits its step.halted.
+            run.pending_entries.append(entry)
+            run.last_step = ("step.halted", step, path, {"halt": outcome.data})
+        else:
+            await run.commit(path, [entry])
+            engine.emit("step.halted", run, step=step, path=path, halt=outcome.data)
         return replace(
             _halt_from_marker(marker), reenter=outcome.reenter, resume_at=outcome.resume_at
         )
@@ -639,7 +645,7 @@ async def _complete(
         # The workflow ends with this step: the engine commits it with the completion, in one
         # transaction (nothing runs in between), and then emits its step.completed.
         run.pending_entries.append(entry)
-        run.last_step = (step, path, output)
+        run.last_step = ("step.completed", step, path, {"output": output})
         return next_id, output
     await run.commit(path, [entry])
     engine.emit("step.completed", run, step=step, path=path, output=output)

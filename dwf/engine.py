@@ -620,6 +620,7 @@ class Engine:
                     wake_at=expiry, set_wake_at=True,
                 )  # fmt: skip
                 record.halt = halt
+                self._emit_last_step(run)
                 self.emit("workflow.halted", run, halt=halt["data"], prompt=halt.get("prompt"))
                 return RunResult(run.id, "halted", halt=halt, workflow_id=record.workflow_id)
             output = run.record.variables.get("result")
@@ -627,9 +628,7 @@ class Engine:
                 "", status=Status.COMPLETED, output=output, set_output=True, halt=None,
                 set_halt=True, wake_at=None, set_wake_at=True,
             )  # fmt: skip
-            if run.last_step is not None:
-                step, path, step_output = run.last_step
-                self.emit("step.completed", run, step=step, path=path, output=step_output)
+            self._emit_last_step(run)
             self.emit("workflow.completed", run, output=output)
             return RunResult(run.id, "completed", output=output, workflow_id=record.workflow_id)
         except StoreError as exc:
@@ -653,6 +652,13 @@ class Engine:
             if not self._active and self._renewer is not None:
                 self._renewer.cancel()
                 self._renewer = None
+
+    def _emit_last_step(self, run: Run) -> None:
+        """The event of the step committed with the execution's completion or halt."""
+        if run.last_step is not None:
+            event_type, step, path, data = run.last_step
+            run.last_step = None
+            self.emit(event_type, run, step=step, path=path, **data)
 
     async def _finish_failed(self, run: Run, error: dict[str, Any]) -> RunResult:
         await run.commit(

@@ -509,3 +509,49 @@ async def test_the_last_step_is_committed_with_the_completion_and_announced_afte
         ("end", "completed"),
     ]
     await engine.close()
+
+
+async def test_a_halt_is_committed_with_its_step_and_resumes_where_it_stopped() -> None:
+    written: list[Checkpoint] = []
+    events: list[tuple[str, str | None]] = []
+
+    class RecordingStore(SizeRecordingStore):
+        async def checkpoint(self, checkpoint: Checkpoint) -> int:
+            written.append(checkpoint)
+            events.append(("checkpoint", checkpoint.status))
+            return await self.inner.checkpoint(checkpoint)
+
+    workflow = dwf.parse_workflow(
+        {
+            "id": "ask",
+            "name": "Ask",
+            "steps": [
+                {"id": "a", "type": "assign", "set": {"x": 1}, "next": "ask"},
+                {"id": "ask", "type": "halt", "reason": "name?", "next": "end"},
+                {"id": "end", "type": "end", "result": {"name": "$response"}},
+            ],
+        }
+    )
+    engine = dwf.Engine(
+        RecordingStore(open_store("memory://")),  # type: ignore[arg-type]
+        on_event=lambda event: events.append((event.type, event.step_id)),
+    )
+    halted = await engine.run(workflow)
+    assert halted.status == "halted"
+    assert [c.status for c in written] == [Status.RUNNING, Status.HALTED]
+    assert [(e.step_id, e.action) for e in written[-1].entries] == [("ask", "halted")]
+    assert events[-3:] == [
+        ("checkpoint", Status.HALTED),
+        ("step.halted", "ask"),
+        ("workflow.halted", None),
+    ]
+    done = await engine.resume(halted.execution_id, response="Ada")
+    assert (done.status, done.output) == ("completed", {"name": "Ada"})
+    entries = await engine.entries(halted.execution_id)
+    assert [(e.step_id, e.action) for e in entries] == [
+        ("a", "completed"),
+        ("ask", "halted"),
+        ("ask", "resumed"),
+        ("end", "completed"),
+    ]
+    await engine.close()
