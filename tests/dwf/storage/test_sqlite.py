@@ -752,3 +752,45 @@ async def test_a_checkpoint_past_the_journal_limits_updates_the_snapshot(db_path
         range(1, sqlite_ops.SNAPSHOT_ROWS + 2)
     )
     await store.close()
+
+
+async def test_a_store_of_the_second_schema_is_migrated_and_its_runs_go_on(db_path: Path) -> None:
+    # Schema 2 kept the audit entries in `entries`, keyed (num << 32) + seq, and the count of
+    # entries and the root position in the executions row.
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for statement in (*MIGRATIONS[0], *MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1, 0), (2, 0)")
+    conn.execute(
+        "INSERT INTO executions (num, id, workflow_id, definition_hash, status, input, position,"
+        " owner, lease_expires_at, version, created_at, updated_at, last_seq, root_position)"
+        " VALUES (7, 'ex-1', 'order', 'h', 'running', '{}', '[\"b\"]', ?, 2000, 4, 1, 2, 2,"
+        " '\"b\"')",
+        (OWNER,),
+    )
+    conn.execute("INSERT INTO variables VALUES ('ex-1', 'a', '[1,2.5]')")
+    conn.executemany(
+        "INSERT INTO entries VALUES (?, ?, ?, 'call', 'completed', 1, 10, 11, ?, NULL)",
+        [((7 << 32) + 1, "a", "a", '{"x":1}'), ((7 << 32) + 2, "b", "b", None)],
+    )
+    conn.close()
+
+    store = SQLiteStore(db_path)
+    record = await store.load("ex-1")
+    assert record is not None
+    assert (record.variables, record.state, record.version) == ({"a": [1, 2.5]}, {"|pos": "b"}, 4)
+    assert [(e.seq, e.step_id) for e in await store.entries("ex-1")] == [(1, "a"), (2, "b")]
+    # The run goes on: its checkpoints continue the numbering, through the journal.
+    assert await store.checkpoint(step(set_state={"|pos": "c"}, entries=[make_entry("c")])) == 5
+    assert await store.checkpoint(step(set_variables={"a": 3})) == 6
+    record = await store.load("ex-1")
+    assert record is not None
+    assert (record.variables, record.state, record.version) == ({"a": 3}, {"|pos": "c"}, 6)
+    assert [e.seq for e in await store.entries("ex-1")] == [1, 2, 3]
+    assert await store.set_status("ex-1", expected_version=6, status=Status.CANCELLED)
+    await store.close()
+    assert run_sql(db_path, "SELECT root_position, last_seq, snap_n FROM executions") == [
+        ('"c"', 3, 4)
+    ]
