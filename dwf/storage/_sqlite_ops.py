@@ -216,12 +216,15 @@ SNAPSHOT_ROWS = 100
 SNAPSHOT_BYTES = 1 << 20
 #: What checkpoint() reads: the owner and what it checks, and the execution's last log row past
 #: the snapshot (NULLs when there is none).
-_HEAD = (
-    f"SELECT {', '.join(f'x.{c.strip()}' for c in rows.CHECKED_COLUMNS.split(','))},"
-    " x.num, x.last_seq, x.snap_n, l.key, l.seq, l.version, l.pending"
+#: Executions (x) with their last log row past the snapshot (l), if any.
+_WITH_LAST_ROW = (
     " FROM executions AS x LEFT JOIN log AS l ON l.key = ("
     "SELECT key FROM log WHERE key > (x.num << 32) + x.snap_n AND key <= (x.num << 32) + 4294967295"
     " ORDER BY key DESC LIMIT 1)"
+)
+_HEAD = (
+    f"SELECT {', '.join(f'x.{c.strip()}' for c in rows.CHECKED_COLUMNS.split(','))},"
+    f" x.num, x.last_seq, x.snap_n, l.key, l.seq, l.version, l.pending{_WITH_LAST_ROW}"
     " WHERE x.id = ?"
 )
 _CHECKED = f"SELECT {rows.CHECKED_COLUMNS}, num, last_seq, snap_n FROM executions WHERE id = ?"
@@ -256,9 +259,7 @@ _SUMMARY_SELECT = (
         }.get(c, f"x.{c}")
         for c in rows.SUMMARY_COLUMNS
     )
-    + " FROM executions AS x LEFT JOIN log AS l ON l.key = ("
-    "SELECT key FROM log WHERE key > (x.num << 32) + x.snap_n AND key <= (x.num << 32) + 4294967295"
-    " ORDER BY key DESC LIMIT 1)"
+    + _WITH_LAST_ROW
 )
 
 
@@ -384,6 +385,8 @@ def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | Non
 
 
 def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
+    """Append the checkpoint to the log when it changes only variables, state and the position
+    and the log has room; otherwise bring the snapshot up to date and write it there."""
     found = conn.execute(_HEAD, (cp.execution_id,)).fetchone()
     if found is None or found[0] != cp.owner:
         raise lease_lost(cp.execution_id, cp.owner, found and (found[0], found[1]))
@@ -422,7 +425,6 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
                         for i, entry in enumerate(cp.entries[:-1], start=1)
                     ],
                 )
-                count = len(cp.entries)
                 conn.execute(
                     _INSERT_JOURNAL,
                     (key + count, seq + count, *rows.values_of(cp.entries[-1]), *last),

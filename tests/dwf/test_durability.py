@@ -463,18 +463,26 @@ steps:
     assert record.state["each|i"] == 1
 
 
+class CheckpointRecorder(SizeRecordingStore):
+    """Wraps a store; records each checkpoint and, in one timeline with them, the events."""
+
+    def __init__(self, inner: dwf.Store) -> None:
+        super().__init__(inner)
+        self.written: list[Checkpoint] = []
+        self.events: list[tuple[str, str | None]] = []
+
+    def on_event(self, event: dwf.Event) -> None:
+        self.events.append((event.type, event.step_id))
+
+    async def checkpoint(self, checkpoint: Checkpoint) -> int:
+        self.written.append(checkpoint)
+        self.events.append(("checkpoint", checkpoint.status))
+        return await self.inner.checkpoint(checkpoint)
+
+
 async def test_the_last_step_is_committed_with_the_completion_and_announced_after_it() -> None:
     # Nothing runs between the workflow's last step and its completion, so they are one
     # transaction: a run of n steps writes its creation and n checkpoints, like n + 1 commits.
-    written: list[Checkpoint] = []
-    events: list[tuple[str, str | None]] = []
-
-    class RecordingStore(SizeRecordingStore):
-        async def checkpoint(self, checkpoint: Checkpoint) -> int:
-            written.append(checkpoint)
-            events.append(("checkpoint", checkpoint.status))
-            return await self.inner.checkpoint(checkpoint)
-
     workflow = dwf.parse_workflow(
         {
             "id": "three",
@@ -486,10 +494,9 @@ async def test_the_last_step_is_committed_with_the_completion_and_announced_afte
             ],
         }
     )
-    engine = dwf.Engine(
-        RecordingStore(open_store("memory://")),  # type: ignore[arg-type]
-        on_event=lambda event: events.append((event.type, event.step_id)),
-    )
+    store = CheckpointRecorder(open_store("memory://"))
+    engine = dwf.Engine(store, on_event=store.on_event)  # type: ignore[arg-type]
+    written, events = store.written, store.events
     result = await engine.run(workflow)
     assert result.status == "completed" and result.output == {"sum": 3}
     assert [c.status for c in written] == [Status.RUNNING, Status.RUNNING, Status.COMPLETED]
@@ -512,15 +519,6 @@ async def test_the_last_step_is_committed_with_the_completion_and_announced_afte
 
 
 async def test_a_halt_is_committed_with_its_step_and_resumes_where_it_stopped() -> None:
-    written: list[Checkpoint] = []
-    events: list[tuple[str, str | None]] = []
-
-    class RecordingStore(SizeRecordingStore):
-        async def checkpoint(self, checkpoint: Checkpoint) -> int:
-            written.append(checkpoint)
-            events.append(("checkpoint", checkpoint.status))
-            return await self.inner.checkpoint(checkpoint)
-
     workflow = dwf.parse_workflow(
         {
             "id": "ask",
@@ -532,10 +530,9 @@ async def test_a_halt_is_committed_with_its_step_and_resumes_where_it_stopped() 
             ],
         }
     )
-    engine = dwf.Engine(
-        RecordingStore(open_store("memory://")),  # type: ignore[arg-type]
-        on_event=lambda event: events.append((event.type, event.step_id)),
-    )
+    store = CheckpointRecorder(open_store("memory://"))
+    engine = dwf.Engine(store, on_event=store.on_event)  # type: ignore[arg-type]
+    written, events = store.written, store.events
     halted = await engine.run(workflow)
     assert halted.status == "halted"
     assert [c.status for c in written] == [Status.RUNNING, Status.HALTED]
