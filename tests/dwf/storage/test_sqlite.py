@@ -794,3 +794,37 @@ async def test_a_store_of_the_second_schema_is_migrated_and_its_runs_go_on(db_pa
     assert run_sql(db_path, "SELECT root_position, last_seq, snap_n FROM executions") == [
         ('"c"', 3, 4)
     ]
+
+
+async def test_a_call_made_while_the_worker_is_busy_waits_behind_it_on_the_worker(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop's thread may use the connection only while the worker neither runs nor has a
+    # job: a call made meanwhile queues behind the job, in order, never beside it.
+    threads = record_threads(monkeypatch)
+    monkeypatch.setattr(sqlite_module, "INLINE_LIMIT", 60.0)
+    store = SQLiteStore(db_path)
+    await running(store)
+    threads.clear()
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def hold_the_worker() -> None:
+        started.set()
+        assert release.wait(10)
+        order.append("job")
+
+    job = asyncio.ensure_future(store._worker.call(hold_the_worker))
+    assert await asyncio.to_thread(started.wait, 10)
+    load = asyncio.ensure_future(store.load("ex-1"))
+    await asyncio.sleep(0.05)
+    assert not load.done()  # queued, not run beside the job
+    release.set()
+    await job
+    loaded = await load
+    order.append("load")
+    assert loaded is not None and order == ["job", "load"]
+    assert threads == ["dwf-sqlite"]
+    await store.load("ex-1")  # the worker is idle again: back on the loop's thread
+    assert threads == ["dwf-sqlite", threading.current_thread().name]
+    await store.close()
