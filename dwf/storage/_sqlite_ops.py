@@ -159,11 +159,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX executions_due_deadline ON executions (status, deadline)"
         " WHERE deadline IS NOT NULL",
     ),
-    # 3: a journal. A checkpoint that changes nothing but variables, state and the position
-    # appends one row to the execution's log (its audit entries, the last of them carrying the
-    # changes as JSON) and writes nothing else: one page, like a plain INSERT. The executions
-    # row, variables and state are a snapshot, brought up to date (the log's changes applied,
-    # the long ones cleared) by any other write and every SNAPSHOT_ROWS rows or SNAPSHOT_BYTES.
+    # 3: a journal. A checkpoint appends one row to the execution's log (its audit entries, the
+    # last of them carrying the changes as JSON) and, unless it changes the status, lease,
+    # output, halt, error or wake-up time (columns of the executions row it then updates),
+    # writes nothing else: one page, like a plain INSERT. The rest of the executions row
+    # (position, version, ...), variables and state are a snapshot, brought up to date (the
+    # log's changes applied, the long ones cleared) by claims and set_status, and instead of
+    # appending every SNAPSHOT_ROWS rows or SNAPSHOT_BYTES.
     # snap_n is the number of the execution's log rows the snapshot covers; a row's key is
     # (num << 32) + its number, its seq the number of audit entries up to and including it.
     (
@@ -385,53 +387,62 @@ def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | Non
 
 
 def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
-    """Append the checkpoint to the log when it changes only variables, state and the position
-    and the log has room; otherwise bring the snapshot up to date and write it there."""
+    """Append the checkpoint to the log when the log has room (its status, lease, output, halt,
+    error and wake-up time, if it changes them, go to the executions row in the same
+    transaction); otherwise bring the snapshot up to date and write the checkpoint there."""
     found = conn.execute(_HEAD, (cp.execution_id,)).fetchone()
     if found is None or found[0] != cp.owner:
         raise lease_lost(cp.execution_id, cp.owner, found and (found[0], found[1]))
-    _, status, lease, version, num, last_seq, snap_n, head, head_seq, head_version, pending = found
-    if (
-        cp.status == status == Status.RUNNING.value
-        and not cp.fields
-        and (cp.lease_expires_at is None or cp.lease_expires_at == lease)
-    ):
-        # Only variables, state and the position change: append to the log, if it has room.
-        base = num << _ROW_BITS
-        n, seq = (head - base, head_seq) if head is not None else (snap_n, last_seq)
-        if head is not None:
-            version = head_version
-        else:
-            pending = 0
-        changes = _changes_json(cp)
-        count = max(len(cp.entries), 1)
-        pending += len(changes)
-        if n - snap_n + count <= SNAPSHOT_ROWS and pending <= SNAPSHOT_BYTES:
-            _check_room(n + count)
-            version += 1
-            last = (version, cp.now, pending, changes)
-            key = base + n
-            if not cp.entries:
-                conn.execute(_INSERT_CHANGES, (key + 1, seq, *last))
-            elif len(cp.entries) == 1:
-                conn.execute(
-                    _INSERT_JOURNAL, (key + 1, seq + 1, *rows.values_of(cp.entries[0]), *last)
-                )
-            else:
-                conn.executemany(
-                    _INSERT_ENTRY,
-                    [
-                        (key + i, seq + i, *rows.values_of(entry))
-                        for i, entry in enumerate(cp.entries[:-1], start=1)
-                    ],
-                )
-                conn.execute(
-                    _INSERT_JOURNAL,
-                    (key + count, seq + count, *rows.values_of(cp.entries[-1]), *last),
-                )
-            return int(version)
-    _settle(conn, cp.execution_id)
-    return _checkpoint_snapshot(conn, cp)
+    *_, version, num, last_seq, snap_n, head, head_seq, head_version, pending = found
+    base = num << _ROW_BITS
+    n, seq = (head - base, head_seq) if head is not None else (snap_n, last_seq)
+    if head is not None:
+        version = head_version
+    else:
+        pending = 0
+    changes = _changes_json(cp)
+    count = max(len(cp.entries), 1)
+    pending += len(changes)
+    if n - snap_n + count > SNAPSHOT_ROWS or pending > SNAPSHOT_BYTES:
+        _settle(conn, cp.execution_id)
+        return _checkpoint_snapshot(conn, cp)
+    _check_room(n + count)
+    columns = _row_changes(cp, found[:4])
+    if columns:
+        conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))
+    version += 1
+    last = (version, cp.now, pending, changes)
+    key = base + n
+    if not cp.entries:
+        conn.execute(_INSERT_CHANGES, (key + 1, seq, *last))
+    elif len(cp.entries) == 1:
+        conn.execute(_INSERT_JOURNAL, (key + 1, seq + 1, *rows.values_of(cp.entries[0]), *last))
+    else:
+        conn.executemany(
+            _INSERT_ENTRY,
+            [
+                (key + i, seq + i, *rows.values_of(entry))
+                for i, entry in enumerate(cp.entries[:-1], start=1)
+            ],
+        )
+        conn.execute(
+            _INSERT_JOURNAL, (key + count, seq + count, *rows.values_of(cp.entries[-1]), *last)
+        )
+    return int(version)
+
+
+def _row_changes(cp: CheckpointRow, stored: tuple[Any, ...]) -> dict[str, Any]:
+    """The executions columns outside the snapshot that a journaled checkpoint changes: status,
+    owner and lease (only if they change: two of them are indexed), output, halt, error and the
+    wake-up time (if the checkpoint sets them)."""
+    columns = rows.checkpoint_columns(cp, stored)
+    owner, status, lease, _ = stored
+    for name in ("position", "version", "updated_at"):  # the log's, until the next snapshot
+        del columns[name]
+    for name, value in (("status", status), ("owner", owner), ("lease_expires_at", lease)):
+        if columns[name] == value:
+            del columns[name]
+    return columns
 
 
 def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow) -> int:

@@ -713,9 +713,22 @@ async def test_the_journal_and_its_snapshots_read_back_as_the_memory_store_does(
         assert sqlite == memory, f"step {index}"
         assert await stores[1].entries("ex-1") == await stores[0].entries("ex-1")
         assert await stores[1].find() == await stores[0].find()
-    assert await stores[1].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
-    assert await stores[0].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
+    if seed % 2:
+        assert await stores[1].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
+        assert await stores[0].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
+    else:  # completed by a checkpoint, which the log may take as it is
+        done = step(
+            status=Status.COMPLETED,
+            position=[],
+            set_variables={"result": {"n": seed}},
+            entries=[make_entry("end", output={"n": seed})],
+            output={"n": seed},
+            set_output=True,
+        )
+        assert [await store.checkpoint(done) for store in stores] == [version + 1] * 2
     assert await stores[1].load("ex-1") == await stores[0].load("ex-1")
+    assert await stores[1].find() == await stores[0].find()
+    assert await stores[1].entries("ex-1") == await stores[0].entries("ex-1")
     for store in stores:
         await store.close()
 
@@ -827,4 +840,44 @@ async def test_a_call_made_while_the_worker_is_busy_waits_behind_it_on_the_worke
     assert threads == ["dwf-sqlite"]
     await store.load("ex-1")  # the worker is idle again: back on the loop's thread
     assert threads == ["dwf-sqlite", threading.current_thread().name]
+    await store.close()
+
+
+async def test_a_completion_goes_to_the_log_and_the_row_without_rewriting_the_snapshot(
+    db_path: Path,
+) -> None:
+    store = SQLiteStore(db_path)
+    await running(store, variables={"a": 0})
+    version = 2
+    for index in range(5):
+        version = await store.checkpoint(step(set_variables={f"v{index}": index}))
+    triggers = "".join(
+        f"CREATE TRIGGER count_{table}_{op} AFTER {op} ON {table}"
+        f" BEGIN INSERT INTO writes VALUES ('{table}', '{op}'); END;"
+        for table in ("variables", "state", "executions", "log")
+        for op in ("INSERT", "UPDATE", "DELETE")
+    )
+    run_sql(db_path, f"CREATE TABLE writes (tbl TEXT, op TEXT); {triggers}")
+    done = step(
+        status=Status.COMPLETED,
+        position=[],
+        entries=[make_entry("end")],
+        output={"total": 10},
+        set_output=True,
+    )
+    assert await store.checkpoint(done) == version + 1
+    # The status, owner, lease and output in the row (its indexes as they must), the step and
+    # its changes in the log; the variables of the five steps before stay in the log.
+    assert run_sql(db_path, "SELECT tbl, op, COUNT(*) FROM writes GROUP BY 1, 2 ORDER BY 1, 2") == [
+        ("executions", "UPDATE", 1),
+        ("log", "INSERT", 1),
+    ]
+    loaded = await store.load("ex-1")
+    assert loaded is not None
+    assert (loaded.status, loaded.owner, loaded.lease_expires_at) == (Status.COMPLETED, None, None)
+    assert (loaded.output, loaded.version, loaded.position) == ({"total": 10}, version + 1, [])
+    assert loaded.variables == {"a": 0, **{f"v{i}": i for i in range(5)}}
+    [summary] = await store.find(status=Status.COMPLETED)
+    assert (summary.id, summary.version) == ("ex-1", version + 1)
+    assert await store.find_due(now=10**10) == []
     await store.close()
