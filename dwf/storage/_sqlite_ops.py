@@ -322,19 +322,23 @@ def _schema_version(conn: sqlite3.Connection, path: str) -> int:
 
 def create(conn: sqlite3.Connection, new: NewExecution, definition: str) -> ExecutionRecord:
     row = new.row
-    if conn.execute("SELECT 1 FROM executions WHERE id = ?", (row.id,)).fetchone():
-        raise already_exists(row.id)
+    state = dict(new.state)
+    root_position = state.pop(ROOT_POSITION, None)
+    marks = ", ".join("?" * (len(rows.EXECUTION_COLUMNS) + 1))
+    values = rows.values_of(row)
+    try:
+        num = conn.execute(
+            f"INSERT INTO executions ({_EXEC_COLUMNS}, root_position) VALUES ({marks})",
+            (*values, root_position),
+        ).lastrowid
+    except sqlite3.IntegrityError as exc:
+        if "executions.id" in str(exc):  # the UNIQUE id: the store rolls everything back
+            raise already_exists(row.id) from None
+        raise
     conn.execute(
         "INSERT OR IGNORE INTO definitions (hash, source, created_at) VALUES (?, ?, ?)",
         (row.definition_hash, definition, row.created_at),
     )
-    state = dict(new.state)
-    root_position = state.pop(ROOT_POSITION, None)
-    marks = ", ".join("?" * (len(rows.EXECUTION_COLUMNS) + 1))
-    num = conn.execute(
-        f"INSERT INTO executions ({_EXEC_COLUMNS}, root_position) VALUES ({marks})",
-        (*rows.values_of(row), root_position),
-    ).lastrowid
     if num is None or num > _MAX_NUM:
         raise StoreError(
             "the SQLite store has numbered 2**31 executions, the most it can; copy the "
@@ -342,9 +346,8 @@ def create(conn: sqlite3.Connection, new: NewExecution, definition: str) -> Exec
         )
     _upsert(conn, "variables", row.id, new.variables)
     _upsert(conn, "state", row.id, list(state.items()))
-    record = load(conn, row.id)
-    assert record is not None
-    return record
+    # What load() would read back, without reading it.
+    return rows.record_from_row(values, new.variables, new.state)
 
 
 def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
