@@ -29,14 +29,12 @@ import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from dwf_ai.models import _errors, _schema
-from dwf_ai.models._clients import PerLoop
+from dwf_ai.models._clients import SDKModel
 from dwf_ai.models.base import Message, ModelError, ModelRequest, ModelResponse, ToolCall, Usage
 from dwf_ai.models.config import (
     ProviderConfig,
     ProviderSettings,
-    ResolvedSettings,
     display_url,
-    resolve_settings,
 )
 
 if TYPE_CHECKING:
@@ -67,7 +65,7 @@ _FINISH = {
 _Part = tuple[str, ...]
 
 
-class AnthropicModel:
+class AnthropicModel(SDKModel["AsyncAnthropic"]):
     """A Claude model served over the Anthropic Messages API.
 
     Args:
@@ -99,21 +97,10 @@ class AnthropicModel:
             raise ValueError(
                 f"structured_output must be 'tool' or 'native', not {structured_output!r}"
             )
-        self.name = model_name
+        super().__init__(model_name, config, http_client)
         self.stream = stream
         self.default_max_tokens = default_max_tokens
         self.structured_output = structured_output
-        if isinstance(config, ProviderConfig):
-            config = config.anthropic
-        self._settings = config or ProviderSettings()
-        self._http_client = http_client
-        self._clients: PerLoop[AsyncAnthropic] = PerLoop(
-            self._make_client, owned=http_client is None
-        )
-        self._resolved: ResolvedSettings | None = None
-
-    def __repr__(self) -> str:
-        return f"AnthropicModel({self.name!r}, base_url={display_url(self._settings.base_url)!r})"
 
     async def respond(self, request: ModelRequest) -> ModelResponse:
         """Send the conversation to the model and return its turn. The model's own ``name``
@@ -152,16 +139,7 @@ class AnthropicModel:
         )
         return response
 
-    async def aclose(self) -> None:
-        """Close the HTTP connections this model opened on the running loop."""
-        await self._clients.aclose()
-
     # -- client ---------------------------------------------------------------------------
-
-    def _settings_now(self) -> ResolvedSettings:
-        if self._resolved is None:
-            self._resolved = resolve_settings("anthropic", self._settings)
-        return self._resolved
 
     def _make_client(self) -> AsyncAnthropic:
         try:
@@ -171,22 +149,8 @@ class AnthropicModel:
         settings = self._settings_now()
         if settings.api_key is None:
             raise _errors.missing_key(_LABEL, "anthropic", settings.api_key_env, self.name)
-        kwargs: dict[str, Any] = {
-            "api_key": settings.api_key,
-            "base_url": settings.base_url,
-            "max_retries": settings.max_retries,
-            "middleware": [_cap_retry_after],
-        }
-        if settings.timeout is not None:
-            kwargs["timeout"] = settings.timeout
-        if self._http_client is not None:
-            kwargs["http_client"] = self._http_client
-        log.debug(
-            "anthropic client: base_url=%s max_retries=%d",
-            display_url(settings.base_url) or "default",
-            settings.max_retries,
-        )
-        return anthropic.AsyncAnthropic(**kwargs)
+        kwargs = self._client_kwargs(settings, settings.api_key)
+        return anthropic.AsyncAnthropic(**kwargs, middleware=[_cap_retry_after])
 
     # -- request --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from dwf_ai.models import _errors, _schema
-from dwf_ai.models._clients import PerLoop
+from dwf_ai.models._clients import SDKModel
 from dwf_ai.models.base import (
     Message,
     ModelError,
@@ -50,9 +50,7 @@ from dwf_ai.models.base import (
 from dwf_ai.models.config import (
     ProviderConfig,
     ProviderSettings,
-    ResolvedSettings,
     display_url,
-    resolve_settings,
 )
 
 if TYPE_CHECKING:
@@ -77,7 +75,7 @@ _FINISH = {
 }
 
 
-class OpenAIModel:
+class OpenAIModel(SDKModel["AsyncOpenAI"]):
     """A chat model served over the OpenAI Chat Completions API.
 
     Args:
@@ -103,18 +101,9 @@ class OpenAIModel:
     ) -> None:
         if not model_name:
             raise ValueError("OpenAIModel needs a model name, e.g. 'gpt-4o-mini'")
-        self.name = model_name
+        super().__init__(model_name, config, http_client)
         self.stream = stream
         self.moderation_model = moderation_model
-        if isinstance(config, ProviderConfig):
-            config = config.openai
-        self._settings = config or ProviderSettings()
-        self._http_client = http_client
-        self._clients: PerLoop[AsyncOpenAI] = PerLoop(self._make_client, owned=http_client is None)
-        self._resolved: ResolvedSettings | None = None
-
-    def __repr__(self) -> str:
-        return f"OpenAIModel({self.name!r}, base_url={display_url(self._settings.base_url)!r})"
 
     async def respond(self, request: ModelRequest) -> ModelResponse:
         """Send the conversation to the model and return its turn. The model's own ``name``
@@ -171,16 +160,7 @@ class OpenAIModel:
             scores={k: float(v) for k, v in scores.items() if isinstance(v, int | float)},
         )
 
-    async def aclose(self) -> None:
-        """Close the HTTP connections this model opened on the running loop."""
-        await self._clients.aclose()
-
     # -- client ---------------------------------------------------------------------------
-
-    def _settings_now(self) -> ResolvedSettings:
-        if self._resolved is None:
-            self._resolved = resolve_settings("openai", self._settings)
-        return self._resolved
 
     def _make_client(self) -> AsyncOpenAI:
         try:
@@ -193,21 +173,7 @@ class OpenAIModel:
             if settings.base_url is None or _is_official(settings.base_url):
                 raise _errors.missing_key(_LABEL, "openai", settings.api_key_env, self.name)
             api_key = _NO_KEY
-        kwargs: dict[str, Any] = {
-            "api_key": api_key,
-            "base_url": settings.base_url,
-            "max_retries": settings.max_retries,
-        }
-        if settings.timeout is not None:
-            kwargs["timeout"] = settings.timeout
-        if self._http_client is not None:
-            kwargs["http_client"] = self._http_client
-        log.debug(
-            "openai client: base_url=%s max_retries=%d",
-            display_url(settings.base_url) or "default",
-            settings.max_retries,
-        )
-        return openai.AsyncOpenAI(**kwargs)
+        return openai.AsyncOpenAI(**self._client_kwargs(settings, api_key))
 
     # -- request --------------------------------------------------------------------------
 
