@@ -409,7 +409,7 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
     if n - snap_n + count > SNAPSHOT_ROWS or pending > SNAPSHOT_BYTES:
         _settle(conn, cp.execution_id)
         return _checkpoint_snapshot(conn, cp)
-    _check_room(n + count)
+    _check_room(cp.execution_id, n + count)
     columns = _row_changes(cp, found[:4])
     if columns:
         conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))
@@ -477,7 +477,7 @@ def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
         _upsert(conn, "state", eid, others)
     if cp.entries:
         columns["snap_n"], columns["last_seq"] = _append_entries(
-            conn, num, snap_n, last_seq, cp.entries
+            conn, eid, num, snap_n, last_seq, cp.entries
         )
     conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))
     return int(columns["version"])
@@ -518,7 +518,9 @@ def set_status(conn: sqlite3.Connection, change: StatusRow) -> bool:
         return False
     num, snap_n, last_seq = found
     if change.entry is not None:
-        snap_n, last_seq = _append_entries(conn, num, snap_n, last_seq, [change.entry])
+        snap_n, last_seq = _append_entries(
+            conn, change.execution_id, num, snap_n, last_seq, [change.entry]
+        )
     conn.execute(
         "UPDATE executions SET status = ?, error = ?, owner = NULL, lease_expires_at = NULL,"
         " version = version + 1, updated_at = ?, snap_n = ?, last_seq = ? WHERE num = ?",
@@ -600,10 +602,10 @@ def _upsert(conn: sqlite3.Connection, table: str, eid: str, values: list[tuple[s
 
 
 def _append_entries(
-    conn: sqlite3.Connection, num: int, n: int, seq: int, new: list[EntryRow]
+    conn: sqlite3.Connection, eid: str, num: int, n: int, seq: int, new: list[EntryRow]
 ) -> tuple[int, int]:
     """Append the entries as log rows after row ``n`` and entry ``seq``; return both, updated."""
-    _check_room(n + len(new))
+    _check_room(eid, n + len(new))
     key = (num << _ROW_BITS) + n
     if len(new) == 1:
         conn.execute(_INSERT_ENTRY, (key + 1, seq + 1, *rows.values_of(new[0])))
@@ -615,11 +617,13 @@ def _append_entries(
     return n + len(new), seq + len(new)
 
 
-def _check_room(rows_needed: int) -> None:
+def _check_room(execution_id: str, rows_needed: int) -> None:
     if rows_needed > _MAX_ROWS:
         raise StoreError(
-            f"an execution of the SQLite store has {_MAX_ROWS} audit entries and checkpoints, "
-            "the most it can hold"
+            f"execution {execution_id} has {_MAX_ROWS} audit entries and checkpoints in the "
+            "SQLite store, the most one execution can hold; nothing more was written. Run the "
+            "rest of the work as a new execution (or as child workflows, which have their own).",
+            execution_id=execution_id,
         )
 
 

@@ -881,3 +881,19 @@ async def test_a_completion_goes_to_the_log_and_the_row_without_rewriting_the_sn
     assert (summary.id, summary.version) == ("ex-1", version + 1)
     assert await store.find_due(now=10**10) == []
     await store.close()
+
+
+async def test_an_execution_with_no_room_left_in_its_log_says_so_and_writes_nothing(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_ops, "_MAX_ROWS", 2)
+    store = SQLiteStore(db_path)
+    await running(store)
+    await store.checkpoint(step(entries=[make_entry("a")]))
+    before = await store.load("ex-1")
+    with pytest.raises(StoreError, match=r"execution ex-1 has 2 audit entries.*new execution"):
+        await store.checkpoint(
+            step(set_variables={"x": 1}, entries=[make_entry("b"), make_entry()])
+        )
+    assert await store.load("ex-1") == before
+    await store.close()
