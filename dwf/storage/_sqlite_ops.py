@@ -216,6 +216,7 @@ _MAX_NUM = (1 << 31) - 1
 #: and applies stays small.
 SNAPSHOT_ROWS = 100
 SNAPSHOT_BYTES = 1 << 20
+_RUNNING = Status.RUNNING.value
 #: What checkpoint() reads: the owner and what it checks, and the execution's last log row past
 #: the snapshot (NULLs when there is none).
 #: Executions (x) with their last log row past the snapshot (l), if any.
@@ -392,7 +393,12 @@ def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | Non
 def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
     """Append the checkpoint to the log when the log has room (its status, lease, output, halt,
     error and wake-up time, if it changes them, go to the executions row in the same
-    transaction); otherwise bring the snapshot up to date and write the checkpoint there."""
+    transaction); otherwise bring the snapshot up to date and write the checkpoint there.
+
+    A checkpoint that ends or halts the run is appended even past the limits: the snapshot
+    would be brought up to date for nothing (no step follows; a claim brings it up to date
+    before the next one), and it is usually the largest write of the run.
+    """
     found = conn.execute(_HEAD, (cp.execution_id,)).fetchone()
     if found is None or found[0] != cp.owner:
         raise lease_lost(cp.execution_id, cp.owner, found and (found[0], found[1]))
@@ -406,7 +412,7 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
     changes = _changes_json(cp)
     count = max(len(cp.entries), 1)
     pending += len(changes)
-    if n - snap_n + count > SNAPSHOT_ROWS or pending > SNAPSHOT_BYTES:
+    if (n - snap_n + count > SNAPSHOT_ROWS or pending > SNAPSHOT_BYTES) and cp.status == _RUNNING:
         _settle(conn, cp.execution_id)
         return _checkpoint_snapshot(conn, cp)
     _check_room(cp.execution_id, n + count)

@@ -767,6 +767,38 @@ async def test_a_checkpoint_past_the_journal_limits_updates_the_snapshot(db_path
     await store.close()
 
 
+async def test_the_checkpoint_that_ends_a_run_is_appended_past_the_journal_limits(
+    db_path: Path,
+) -> None:
+    # No step follows a completion: bringing the snapshot up to date would write every
+    # variable again for nothing. The log takes it, and reads back the same.
+    store = SQLiteStore(db_path)
+    await running(store)
+    for index in range(sqlite_ops.SNAPSHOT_ROWS):
+        await store.checkpoint(step(set_variables={f"v{index}": index}, entries=[make_entry()]))
+    done = step(
+        status=Status.COMPLETED,
+        position=[],
+        set_variables={"result": "ok"},
+        entries=[make_entry("end", output="ok")],
+        output="ok",
+        set_output=True,
+    )
+    await store.checkpoint(done)
+    assert run_sql(
+        db_path,
+        "SELECT (SELECT COUNT(*) FROM variables), (SELECT COUNT(*) FROM log, executions"
+        " WHERE log.key > (executions.num << 32) + executions.snap_n)",
+    ) == [(0, sqlite_ops.SNAPSHOT_ROWS + 1)]
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.status == Status.COMPLETED and loaded.output == "ok"
+    assert loaded.variables == {
+        **{f"v{index}": index for index in range(sqlite_ops.SNAPSHOT_ROWS)},
+        "result": "ok",
+    }
+    await store.close()
+
+
 async def test_a_store_of_the_second_schema_is_migrated_and_its_runs_go_on(db_path: Path) -> None:
     # Schema 2 kept the audit entries in `entries`, keyed (num << 32) + seq, and the count of
     # entries and the root position in the executions row.
