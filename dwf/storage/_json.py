@@ -23,6 +23,7 @@ __all__ = [
     "encode",
     "encode_map",
     "encode_nullable",
+    "quick_encode",
     "require_name",
     "require_names",
 ]
@@ -140,6 +141,40 @@ def encode(value: Any, what: str, key: str | None = None) -> str:
     Raises:
         StoreError: The value is not JSON-compatible.
     """
+    text = quick_encode(value)
+    return text if text is not None else _encode_checked(value, what, key)
+
+
+def quick_encode(value: Any) -> str | None:
+    """What :func:`encode` returns for ``value``, or ``None`` when it cannot tell without the
+    names an error message needs (the value is not JSON, or its text needs escaping to ASCII):
+    :func:`encode` then decides. A checkpoint encodes a few values per step, most of them small,
+    so this path formats no message and copies no string."""
+    cls = value.__class__
+    try:
+        if cls is str:
+            text = _encode_str(value)
+        elif cls is int:
+            text = int.__repr__(value)
+        elif value is None:
+            return "null"
+        elif cls is bool:
+            return "true" if value else "false"
+        else:
+            text = _to_json(_copy(value))
+    except (_NotJSON, ValueError, RecursionError):
+        return None
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None  # lone surrogates: encode() escapes them
+    return text
+
+
+def _encode_checked(value: Any, what: str, key: str | None) -> str:
+    """:func:`encode`, the slow way: with an error that names the value."""
     plain = copy_value(value, what, key)
     try:
         text = _to_json(plain)
@@ -153,6 +188,7 @@ def encode(value: Any, what: str, key: str | None = None) -> str:
     return text
 
 
+_encode_str = json.encoder.encode_basestring
 # Made once: json.dumps() with options builds a new encoder on every call.
 _to_ascii_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -226,7 +262,15 @@ def copy_map(values: Mapping[Any, Any], kind: str) -> dict[str, Any]:
 
 def encode_map(values: Mapping[Any, Any], kind: str) -> list[tuple[str, str]]:
     """Variables or state entries (``kind`` names them in messages) as (name, JSON text) pairs."""
-    return list(_checked_map(values, kind, encode).items())
+    pairs = []
+    for name, value in values.items():
+        if name.__class__ is not str:
+            name = require_name(name, kind)
+        text = quick_encode(value)
+        if text is None:
+            text = _encode_checked(value, f"{kind} '{name}'", name)
+        pairs.append((name, text))
+    return pairs
 
 
 def _checked_map(

@@ -16,7 +16,14 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dwf.storage._errors import lease_lost
-from dwf.storage._json import decode, encode, encode_map, encode_nullable, require_names
+from dwf.storage._json import (
+    decode,
+    encode,
+    encode_map,
+    encode_nullable,
+    quick_encode,
+    require_names,
+)
 from dwf.storage.base import AuditEntry, Checkpoint, ExecutionRecord, ExecutionSummary, Status
 
 if TYPE_CHECKING:
@@ -227,8 +234,14 @@ def new_execution(record: ExecutionRecord, clock: Callable[[], float]) -> NewExe
 
 def entry_row(entry: AuditEntry) -> EntryRow:
     """An audit entry, encoded."""
-    output = entry.output
-    error = entry.error
+    output: str | None = None
+    if entry.output is not None:
+        value = entry.output
+        output = quick_encode(value) or encode(value, _entry_part("output", entry), "output")
+    error: str | None = None
+    if entry.error is not None:
+        value = entry.error
+        error = quick_encode(value) or encode(value, _entry_part("error", entry), "error")
     return EntryRow(
         entry.step_path,
         entry.step_id,
@@ -237,8 +250,8 @@ def entry_row(entry: AuditEntry) -> EntryRow:
         entry.attempt,
         entry.started_at,
         entry.finished_at,
-        None if output is None else encode(output, _entry_part("output", entry), "output"),
-        None if error is None else encode(error, _entry_part("error", entry), "error"),
+        output,
+        error,
     )
 
 
@@ -252,7 +265,7 @@ def checkpoint_row(checkpoint: Checkpoint, clock: Callable[[], float]) -> Checkp
     return CheckpointRow(
         execution_id=cp.execution_id,
         owner=cp.owner,
-        status=Status(cp.status).value,
+        status=cp.status.value if cp.status.__class__ is Status else Status(cp.status).value,
         position=position_value(cp, encode),
         set_variables=encode_map(cp.set_variables, "variable"),
         delete_variables=require_names(cp.delete_variables, "variable"),
