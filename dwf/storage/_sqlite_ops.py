@@ -9,7 +9,7 @@ import functools
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from dwf.errors import StoreError
 from dwf.storage import _rows as rows
@@ -251,6 +251,15 @@ _INSERT_JOURNAL = (
 _INSERT_CHANGES = (
     "INSERT INTO log (key, seq, version, updated_at, pending, delta) VALUES (?, ?, ?, ?, ?, ?)"
 )
+# The same appends, made only if the execution is still the one whose last row the store
+# remembers (see Head): its number and id, owned by this owner, running, and with the version
+# of the executions row that every snapshot write, claim and set_status changes.
+_STILL = (
+    " WHERE EXISTS (SELECT 1 FROM executions WHERE num = ? AND id = ? AND owner = ?"
+    f" AND version = ? AND status = '{Status.RUNNING.value}')"
+)
+_APPEND_JOURNAL = _INSERT_JOURNAL.replace(" VALUES (", " SELECT ").removesuffix(")") + _STILL
+_APPEND_CHANGES = _INSERT_CHANGES.replace(" VALUES (", " SELECT ").removesuffix(")") + _STILL
 _NO_ENTRY = (None,) * len(rows.ENTRY_COLUMNS)
 #: The summary columns, with the version and time of the last log row past the snapshot.
 _SUMMARY_SELECT = (
@@ -318,10 +327,47 @@ def _schema_version(conn: sqlite3.Connection, path: str) -> int:
     return found
 
 
+class Head(NamedTuple):
+    """What a store remembers of an execution it is running after a checkpoint: where its log
+    ends. The next checkpoint of a step then appends without reading it first, if the
+    executions row shows that nothing else wrote since (see ``_STILL``): anything that moves
+    the snapshot or the owner changes that row's version or owner, and a row appended by
+    anyone else takes the key this one would take."""
+
+    num: int
+    #: The executions row's own version (the snapshot's).
+    row_version: int
+    owner: str
+    snap_n: int
+    #: The log rows (n) and audit entries (seq) so far, the execution's version and the bytes
+    #: of changes past the snapshot, as of its last log row.
+    n: int
+    seq: int
+    version: int
+    pending: int
+
+
+#: An execution's Head, by id. The store that owns it keeps it, and forgets an execution's
+#: when anything but a checkpoint writes it; a checkpoint takes it out before writing, and
+#: puts the new one in only if the execution goes on running.
+Heads = dict[str, Head]
+#: The most executions a store remembers (one per running execution; more means leftovers of
+#: runs that stopped without finishing, which are dropped).
+_MAX_HEADS = 4096
+
+
+def _remember(heads: Heads, execution_id: str, head: Head) -> None:
+    if len(heads) >= _MAX_HEADS:
+        heads.clear()
+    heads[execution_id] = head
+
+
 # -- operations (conn is inside the transaction the store opened) ----------------------------
 
 
-def create(conn: sqlite3.Connection, new: NewExecution, definition: str) -> ExecutionRecord:
+def create(
+    conn: sqlite3.Connection, new: NewExecution, definition: str, heads: Heads
+) -> ExecutionRecord:
     row = new.row
     state = dict(new.state)
     root_position = state.pop(ROOT_POSITION, None)
@@ -347,6 +393,8 @@ def create(conn: sqlite3.Connection, new: NewExecution, definition: str) -> Exec
         )
     _upsert(conn, "variables", row.id, new.variables)
     _upsert(conn, "state", row.id, list(state.items()))
+    if row.status == _RUNNING and row.owner is not None:
+        _remember(heads, row.id, Head(num, row.version, row.owner, 0, 0, 0, row.version, 0))
     # What load() would read back, without reading it.
     return rows.record_from_row(values, new.variables, new.state)
 
@@ -390,7 +438,7 @@ def load_definition(conn: sqlite3.Connection, definition_hash: str) -> str | Non
     return None if found is None else str(found[0])
 
 
-def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
+def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow, heads: Heads) -> int:
     """Append the checkpoint to the log when the log has room (its status, lease, output, halt,
     error and wake-up time, if it changes them, go to the executions row in the same
     transaction); otherwise bring the snapshot up to date and write the checkpoint there.
@@ -398,23 +446,77 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
     A checkpoint that ends or halts the run is appended even past the limits: the snapshot
     would be brought up to date for nothing (no step follows; a claim brings it up to date
     before the next one), and it is usually the largest write of the run.
+
+    A step's checkpoint (running on, no lease, status or field to change) is appended where
+    ``heads`` says the log ends, without reading it first, when that is still so.
     """
+    changes = _changes_json(cp)
+    head = heads.pop(cp.execution_id, None)
+    plain = cp.status == _RUNNING and cp.lease_expires_at is None and not cp.fields
+    if plain and head is not None and head.owner == cp.owner:
+        version = _append_after(conn, cp, changes, head, heads)
+        if version is not None:
+            return version
+    return _checkpoint_read(conn, cp, changes, heads)
+
+
+def _append_after(
+    conn: sqlite3.Connection, cp: CheckpointRow, changes: str, head: Head, heads: Heads
+) -> int | None:
+    """Append the checkpoint after the log row ``head`` remembers; ``None``, having written
+    nothing, if the snapshot is due or the execution is not as remembered."""
+    count = max(len(cp.entries), 1)
+    pending = head.pending + len(changes)
+    n = head.n
+    if n - head.snap_n + count > SNAPSHOT_ROWS or pending > SNAPSHOT_BYTES or n + count > _MAX_ROWS:
+        return None
+    version = head.version + 1
+    seq = head.seq + len(cp.entries)
+    key = (head.num << _ROW_BITS) + n + count
+    still = (head.num, cp.execution_id, cp.owner, head.row_version)
+    last = (version, cp.now, pending, changes)
+    try:
+        if cp.entries:
+            values = (key, seq, *rows.values_of(cp.entries[-1]), *last, *still)
+            appended = conn.execute(_APPEND_JOURNAL, values).rowcount
+        else:
+            appended = conn.execute(_APPEND_CHANGES, (key, seq, *last, *still)).rowcount
+    except sqlite3.IntegrityError:
+        return None  # the key is taken: someone else appended (the statement wrote nothing)
+    if appended != 1:
+        return None
+    if count > 1:
+        first = key - count
+        conn.executemany(
+            _INSERT_ENTRY,
+            [
+                (first + i, seq - count + i, *rows.values_of(entry))
+                for i, entry in enumerate(cp.entries[:-1], start=1)
+            ],
+        )
+    heads[cp.execution_id] = head._replace(n=n + count, seq=seq, version=version, pending=pending)
+    return version
+
+
+def _checkpoint_read(
+    conn: sqlite3.Connection, cp: CheckpointRow, changes: str, heads: Heads
+) -> int:
+    """:func:`checkpoint`, reading the owner and the end of the log first."""
     found = conn.execute(_HEAD, (cp.execution_id,)).fetchone()
     if found is None or found[0] != cp.owner:
         raise lease_lost(cp.execution_id, cp.owner, found and (found[0], found[1]))
-    *_, version, num, last_seq, snap_n, head, head_seq, head_version, pending = found
+    *_, row_version, num, last_seq, snap_n, head, head_seq, head_version, pending = found
     base = num << _ROW_BITS
     n, seq = (head - base, head_seq) if head is not None else (snap_n, last_seq)
-    if head is not None:
-        version = head_version
-    else:
+    version = head_version if head is not None else row_version
+    if head is None:
         pending = 0
-    changes = _changes_json(cp)
     count = max(len(cp.entries), 1)
     pending += len(changes)
-    if (n - snap_n + count > SNAPSHOT_ROWS or pending > SNAPSHOT_BYTES) and cp.status == _RUNNING:
+    running = cp.status == _RUNNING
+    if (n - snap_n + count > SNAPSHOT_ROWS or pending > SNAPSHOT_BYTES) and running:
         _settle(conn, cp.execution_id)
-        return _checkpoint_snapshot(conn, cp)
+        return _checkpoint_snapshot(conn, cp, heads)
     _check_room(cp.execution_id, n + count)
     columns = _row_changes(cp, found[:4])
     if columns:
@@ -437,6 +539,11 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
         conn.execute(
             _INSERT_JOURNAL, (key + count, seq + count, *rows.values_of(cp.entries[-1]), *last)
         )
+    if running:
+        head_now = Head(
+            num, row_version, cp.owner, snap_n, n + count, seq + len(cp.entries), version, pending
+        )
+        _remember(heads, cp.execution_id, head_now)
     return int(version)
 
 
@@ -454,7 +561,7 @@ def _row_changes(cp: CheckpointRow, stored: tuple[Any, ...]) -> dict[str, Any]:
     return columns
 
 
-def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
+def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow, heads: Heads) -> int:
     """A checkpoint written into the snapshot (which the log has no changes past)."""
     eid = cp.execution_id
     found = conn.execute(_CHECKED, (eid,)).fetchone()
@@ -486,7 +593,13 @@ def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow) -> int:
             conn, eid, num, snap_n, last_seq, cp.entries
         )
     conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))
-    return int(columns["version"])
+    version = int(columns["version"])
+    if cp.status == _RUNNING:
+        snap_n = columns.get("snap_n", snap_n)
+        last_seq = columns.get("last_seq", last_seq)
+        head = Head(num, version, cp.owner, snap_n, snap_n, last_seq, version, 0)
+        _remember(heads, cp.execution_id, head)
+    return version
 
 
 def claim(

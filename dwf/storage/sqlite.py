@@ -108,6 +108,9 @@ class SQLiteStore:
         self._waits = True  # whether the connection's busy handler waits busy_timeout
         self._slow = False  # the previous call took INLINE_LIMIT or more
         self._yielded_at = time.monotonic()
+        # Where the log of each execution this store runs ends (see ops.Head): only the
+        # worker's job or the inline call in progress changes it, one at a time.
+        self._heads: ops.Heads = {}
         self._closed = False
 
     @classmethod
@@ -155,7 +158,12 @@ class SQLiteStore:
 
     async def create(self, record: ExecutionRecord, definition: str) -> ExecutionRecord:
         """See :meth:`dwf.storage.base.Store.create`."""
-        return await self._write(ops.create, rows.new_execution(record, self._clock), definition)
+        new = rows.new_execution(record, self._clock)
+        try:
+            return await self._write(ops.create, new, definition, self._heads)
+        except BaseException:
+            self._heads.pop(new.row.id, None)  # perhaps remembered, then rolled back
+            raise
 
     async def load(self, execution_id: str) -> ExecutionRecord | None:
         """See :meth:`dwf.storage.base.Store.load`."""
@@ -168,7 +176,12 @@ class SQLiteStore:
     async def checkpoint(self, checkpoint: Checkpoint) -> int:
         """See :meth:`dwf.storage.base.Store.checkpoint`. Values are encoded on the calling
         thread, before anything is written."""
-        return await self._write(ops.checkpoint, rows.checkpoint_row(checkpoint, self._clock))
+        row = rows.checkpoint_row(checkpoint, self._clock)
+        try:
+            return await self._write(ops.checkpoint, row, self._heads)
+        except BaseException:
+            self._heads.pop(row.execution_id, None)  # perhaps remembered, then rolled back
+            raise
 
     async def claim(
         self,
@@ -179,6 +192,7 @@ class SQLiteStore:
         expected_version: int,
     ) -> ExecutionRecord | None:
         """See :meth:`dwf.storage.base.Store.claim`."""
+        self._heads.pop(execution_id, None)
         return await self._write(
             ops.claim, execution_id, owner, lease_expires_at, expected_version, self._clock()
         )
@@ -198,6 +212,7 @@ class SQLiteStore:
     ) -> bool:
         """See :meth:`dwf.storage.base.Store.set_status`."""
         change = rows.status_row(execution_id, expected_version, status, error, entry, self._clock)
+        self._heads.pop(execution_id, None)
         return await self._write(ops.set_status, change)
 
     async def request_cancel(self, execution_id: str) -> bool:
@@ -227,6 +242,7 @@ class SQLiteStore:
 
     async def delete(self, execution_id: str) -> bool:
         """See :meth:`dwf.storage.base.Store.delete`."""
+        self._heads.pop(execution_id, None)
         return await self._write(ops.delete, execution_id)
 
     async def close(self) -> None:

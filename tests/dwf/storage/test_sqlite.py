@@ -25,7 +25,7 @@ from contract import (
 )
 
 import dwf.storage
-from dwf.errors import ConfigurationError, StoreError
+from dwf.errors import ConfigurationError, LeaseLost, StoreError
 from dwf.storage import MemoryStore, SQLiteStore, Store, default_store_url, open_store
 from dwf.storage import _sqlite_ops as sqlite_ops
 from dwf.storage import sqlite as sqlite_module
@@ -928,4 +928,75 @@ async def test_an_execution_with_no_room_left_in_its_log_says_so_and_writes_noth
             step(set_variables={"x": 1}, entries=[make_entry("b"), make_entry()])
         )
     assert await store.load("ex-1") == before
+    await store.close()
+
+
+async def test_a_store_that_remembers_where_a_log_ends_sees_what_others_wrote(
+    db_path: Path,
+) -> None:
+    # A store remembers where the log of each execution it runs ends, and appends the next step
+    # there without reading it first, if the execution is still as it was. Here a second store
+    # writes behind its back, even as the same owner (which no engine does): the first one
+    # notices, every time, and writes what reading first would have written.
+    first, second = SQLiteStore(db_path), SQLiteStore(db_path)
+    await running(first)  # version 2
+    assert await first.checkpoint(step(set_variables={"a": 1}, entries=[make_entry("a")])) == 3
+    # Rows appended by someone else: the remembered end is taken.
+    assert await second.checkpoint(step(set_variables={"b": 1}, entries=[make_entry("b")])) == 4
+    assert await second.checkpoint(step(delete_variables=["a"])) == 5
+    assert await first.checkpoint(step(set_variables={"c": 1}, entries=[make_entry("c")])) == 6
+    # A claim (the snapshot brought up to date, the executions row's version moved on).
+    claimed = await second.claim("ex-1", owner=OWNER, lease_expires_at=3_000.0, expected_version=6)
+    assert claimed is not None and claimed.version == 7
+    assert await first.checkpoint(step(set_variables={"d": 1}, entries=[make_entry("d")])) == 8
+    loaded = await second.load("ex-1")
+    assert loaded is not None and loaded.version == 8
+    assert loaded.variables == {"b": 1, "c": 1, "d": 1}
+    entries = await second.entries("ex-1")
+    assert [(e.seq, e.step_id) for e in entries] == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+    # Another owner: refused, and nothing is written.
+    other = await second.claim(
+        "ex-1", owner="worker-b", lease_expires_at=3_000.0, expected_version=8
+    )
+    assert other is not None
+    with pytest.raises(LeaseLost):
+        await first.checkpoint(step(set_variables={"e": 1}, entries=[make_entry("e")]))
+    assert await second.load("ex-1") == other
+    assert len(await second.entries("ex-1")) == 4
+    # Deleted, and a new execution under the same number: the id tells them apart.
+    assert await second.delete("ex-1")
+    await running(second, "ex-2")
+    with pytest.raises(LeaseLost):
+        await first.checkpoint(step(set_variables={"e": 1}, entries=[make_entry("e")]))
+    assert await second.entries("ex-2") == []
+    for store in (first, second):
+        await store.close()
+
+
+async def test_a_step_appends_where_its_log_ended_without_reading_first(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await running(store)
+    await store.checkpoint(step(set_variables={"a": 1}, entries=[make_entry("a")]))
+    statements: list[str] = []
+    assert store._conn is not None
+    store._conn.set_trace_callback(statements.append)
+    await store.checkpoint(step(set_variables={"b": 2}, entries=[make_entry("b")]))
+    await store.checkpoint(step(set_state={"k": 1}, entries=[]))  # no entry: a row of changes
+    store._conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "COMMIT"] * 2
+    # The next step of a run that goes on from a claim reads first, once.
+    claimed = await store.claim("ex-1", owner=OWNER, lease_expires_at=3_000.0, expected_version=5)
+    assert claimed is not None
+    store._conn.set_trace_callback(statements.append)
+    statements.clear()
+    await store.checkpoint(step(set_variables={"c": 3}, entries=[make_entry("c")]))
+    await store.checkpoint(step(set_variables={"d": 4}, entries=[make_entry("d")]))
+    store._conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == [
+        *("BEGIN", "SELECT", "INSERT", "COMMIT"),
+        *("BEGIN", "INSERT", "COMMIT"),
+    ]
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.version == 8
+    assert loaded.variables == {"a": 1, "b": 2, "c": 3, "d": 4} and loaded.state["k"] == 1
     await store.close()
