@@ -260,13 +260,21 @@ def copy_map(values: Mapping[Any, Any], kind: str) -> dict[str, Any]:
     return _checked_map(values, kind, copy_value)
 
 
-def encode_map(values: Mapping[Any, Any], kind: str) -> list[tuple[str, str]]:
-    """Variables or state entries (``kind`` names them in messages) as (name, JSON text) pairs."""
+def encode_map(
+    values: Mapping[Any, Any], kind: str, encoded: Mapping[int, str] | None = None
+) -> list[tuple[str, str]]:
+    """Variables or state entries (``kind`` names them in messages) as (name, JSON text) pairs.
+
+    ``encoded`` holds the text of values encoded already, by ``id()``: objects that the caller
+    keeps alive until this returns.
+    """
     pairs = []
     for name, value in values.items():
         if name.__class__ is not str:
             name = require_name(name, kind)
-        text = quick_encode(value)
+        text = encoded.get(id(value)) if encoded else None
+        if text is None:
+            text = quick_encode(value)
         if text is None:
             text = _encode_checked(value, f"{kind} '{name}'", name)
         pairs.append((name, text))

@@ -262,19 +262,31 @@ def _entry_part(part: str, entry: AuditEntry) -> str:
 def checkpoint_row(checkpoint: Checkpoint, clock: Callable[[], float]) -> CheckpointRow:
     """A checkpoint, encoded; ``clock`` gives the new ``updated_at``."""
     cp = checkpoint
+    entries = [entry_row(e) for e in cp.entries]
+    # The step that ends a run outputs the value that becomes its `result` and the execution's
+    # output, often large: the same object, encoded once.
+    encoded: dict[int, str] = {}
+    if entries and entries[-1].output is not None:
+        encoded[id(cp.entries[-1].output)] = entries[-1].output
+
+    def encode_known(value: Any, what: str, key: str | None = None) -> str | None:
+        # ids of objects that cp keeps alive throughout: no other object can have them
+        known = encoded.get(id(value))
+        return known if known is not None else encode_nullable(value, what, key)
+
     return CheckpointRow(
         execution_id=cp.execution_id,
         owner=cp.owner,
         status=cp.status.value if cp.status.__class__ is Status else Status(cp.status).value,
         position=position_value(cp, encode),
-        set_variables=encode_map(cp.set_variables, "variable"),
+        set_variables=encode_map(cp.set_variables, "variable", encoded),
         delete_variables=require_names(cp.delete_variables, "variable"),
         set_state=encode_map(cp.set_state, "state key"),
         delete_state=require_names(cp.delete_state, "state key"),
-        entries=[entry_row(e) for e in cp.entries],
+        entries=entries,
         lease_expires_at=cp.lease_expires_at,
         now=clock(),
-        fields=checkpoint_values(cp, encode_nullable),
+        fields=checkpoint_values(cp, encode_known),
     )
 
 

@@ -89,3 +89,41 @@ def test_encode_map_keeps_the_order_and_refuses_names_that_are_not_strings() -> 
     ]
     with pytest.raises(StoreError, match="variable names must be strings"):
         encode_map({1: "x"}, "variable")
+
+
+def test_a_checkpoint_encodes_the_value_a_run_ends_with_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The end step's output is also the `result` variable and the execution's output.
+    from dwf.storage import _json, _rows
+    from dwf.storage.base import AuditEntry, Checkpoint, Status
+
+    result = {f"v{i}": "x" * 100 for i in range(50)}
+    encoded: list[Any] = []
+
+    def counting(value: Any) -> str | None:
+        encoded.append(value)
+        return quick_encode(value)
+
+    monkeypatch.setattr(_json, "quick_encode", counting)
+    monkeypatch.setattr(_rows, "quick_encode", counting)
+    entry = AuditEntry("ex-1", "end", "end", "end", "completed", 1.0, 2.0, output=result)
+    row = _rows.checkpoint_row(
+        Checkpoint(
+            execution_id="ex-1",
+            owner="me",
+            status=Status.COMPLETED,
+            position=[],
+            set_variables={"result": result, "other": {"n": 1}},
+            entries=[entry],
+            output=result,
+            set_output=True,
+        ),
+        lambda: 5.0,
+    )
+    assert sum(value is result for value in encoded) == 1  # for the entry
+    assert {"n": 1} in encoded  # the other variable: encoded as always
+    text = reference(result)
+    assert row.entries[0].output == text
+    assert row.set_variables == [("result", text), ("other", '{"n":1}')]
+    assert row.fields["output"] == text
