@@ -195,6 +195,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM entries ORDER BY key""",
         "DROP TABLE entries",
     ),
+    # 4: an execution's output may be the output of its last audit entry (the end step's, which
+    # is also its `result`): output_at is then that log row's key and the output column NULL,
+    # so that a large output is written once.
+    ("ALTER TABLE executions ADD COLUMN output_at INTEGER",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -202,6 +206,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _EXEC_COLUMNS = ", ".join(rows.EXECUTION_COLUMNS)
 _ENTRY_COLUMNS = ", ".join(rows.ENTRY_COLUMNS)
 _SUMMARY_COLUMNS = ", ".join(rows.SUMMARY_COLUMNS)
+#: What load() reads of the executions row: the output from the log row output_at names, if any.
+_LOAD_COLUMNS = ", ".join(
+    "COALESCE(output, (SELECT l.output FROM log AS l WHERE l.key = executions.output_at))"
+    if name == "output"
+    else name
+    for name in rows.EXECUTION_COLUMNS
+)
 
 #: The state key of the root frame's position, which the engine rewrites with every step. It is
 #: kept in the executions row (column root_position), which every checkpoint rewrites anyway.
@@ -401,7 +412,7 @@ def create(
 
 def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
     found = conn.execute(
-        f"SELECT {_EXEC_COLUMNS}, root_position, num, snap_n FROM executions WHERE id = ?",
+        f"SELECT {_LOAD_COLUMNS}, root_position, num, snap_n FROM executions WHERE id = ?",
         (execution_id,),
     ).fetchone()
     if found is None:
@@ -519,6 +530,8 @@ def _checkpoint_read(
         return _checkpoint_snapshot(conn, cp, heads)
     _check_room(cp.execution_id, n + count)
     columns = _row_changes(cp, found[:4])
+    if "output" in columns:
+        _output_at(columns, cp, base + n + count)
     if columns:
         conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))
     version += 1
@@ -592,6 +605,8 @@ def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow, heads: Hea
         columns["snap_n"], columns["last_seq"] = _append_entries(
             conn, eid, num, snap_n, last_seq, cp.entries
         )
+    if "output" in columns:
+        _output_at(columns, cp, (num << _ROW_BITS) + columns.get("snap_n", snap_n))
     conn.execute(_update_sql(tuple(columns)), (*columns.values(), num))
     version = int(columns["version"])
     if cp.status == _RUNNING:
@@ -734,6 +749,18 @@ def _append_entries(
             [(key + i, seq + i, *rows.values_of(row)) for i, row in enumerate(new, start=1)],
         )
     return n + len(new), seq + len(new)
+
+
+def _output_at(columns: dict[str, Any], cp: CheckpointRow, last_key: int) -> None:
+    """Write the output the checkpoint sets as a reference to its last entry's (the log row
+    ``last_key``) when that entry output the same long text, not a second time."""
+    text = columns["output"]
+    last = cp.entries[-1].output if cp.entries else None
+    if text is not None and last is not None and len(text) >= _SHARED_TEXT and text == last:
+        columns["output"] = None
+        columns["output_at"] = last_key
+    else:
+        columns["output_at"] = None
 
 
 def _check_room(execution_id: str, rows_needed: int) -> None:

@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ async def test_everything_survives_reopening_the_file(db_path: Path) -> None:
     assert await reopened.load_definition("hash-1") == "definition text"
     await reopened.close()
     assert run_sql(db_path, "SELECT * FROM pragma_journal_mode") == [("wal",)]
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,), (4,)]
 
 
 async def test_two_stores_on_one_file_race_claims_with_one_winner(db_path: Path) -> None:
@@ -98,7 +99,7 @@ async def test_two_stores_opening_a_new_file_at_once_both_migrate_it(db_path: Pa
     assert await asyncio.gather(*(s.load("nope") for s in stores)) == [None] * 4
     for store in stores:
         await store.close()
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,), (4,)]
 
 
 _CHILD = """
@@ -470,7 +471,7 @@ async def test_a_store_of_the_first_schema_is_migrated_with_everything_in_it(
     record = await store.load("ex-1")
     assert record is not None and record.state == {"|pos": "c", "loop|i": 3}
     await store.close()
-    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,)]
+    assert run_sql(db_path, "SELECT version FROM schema_version") == [(1,), (2,), (3,), (4,)]
 
 
 async def test_the_root_position_is_kept_in_the_execution_row_not_in_a_state_row(
@@ -717,12 +718,13 @@ async def test_the_journal_and_its_snapshots_read_back_as_the_memory_store_does(
         assert await stores[1].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
         assert await stores[0].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
     else:  # completed by a checkpoint, which the log may take as it is
+        result = {"n": seed, "text": "x" * 100 * (seed % 3)}  # long ones are written once
         done = step(
             status=Status.COMPLETED,
             position=[],
-            set_variables={"result": {"n": seed}},
-            entries=[make_entry("end", output={"n": seed})],
-            output={"n": seed},
+            set_variables={"result": result},
+            entries=[make_entry("end", output=result)],
+            output=result,
             set_output=True,
         )
         assert [await store.checkpoint(done) for store in stores] == [version + 1] * 2
@@ -999,4 +1001,51 @@ async def test_a_step_appends_where_its_log_ended_without_reading_first(db_path:
     loaded = await store.load("ex-1")
     assert loaded is not None and loaded.version == 8
     assert loaded.variables == {"a": 1, "b": 2, "c": 3, "d": 4} and loaded.state["k"] == 1
+    await store.close()
+
+
+async def test_an_output_that_is_the_last_entrys_output_is_written_once(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await running(store)
+    result = {"answer": "x" * 1000}
+
+    def stored() -> list[tuple[object, ...]]:
+        return run_sql(db_path, "SELECT output IS NULL, output_at IS NULL FROM executions")
+
+    # Set while running, past the journal's limit (into the snapshot), then set again to a value
+    # that no entry has: written as it is.
+    await store.checkpoint(
+        step(
+            set_variables={"big": "y" * (sqlite_ops.SNAPSHOT_BYTES + 1)},
+            entries=[make_entry("mid", output=result)],
+            output=result,
+            set_output=True,
+        )
+    )
+    assert stored() == [(1, 0)]
+    await store.checkpoint(step(output={"other": "z" * 100}, set_output=True))
+    assert stored() == [(0, 1)]
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.output == {"other": "z" * 100}
+    # The end step's output, which is also the execution's: a reference to its log row.
+    done = step(
+        status=Status.COMPLETED,
+        position=[],
+        set_variables={"result": result},
+        entries=[make_entry("end", output=result)],
+        output=result,
+        set_output=True,
+    )
+    await store.checkpoint(done)
+    assert stored() == [(1, 0)]
+    loaded = await store.load("ex-1")
+    assert loaded is not None and loaded.output == result and loaded.variables["result"] == result
+    assert (await store.entries("ex-1"))[-1].output == result
+    # A short output is kept in the row: nothing to save.
+    await running(store, "ex-2")
+    short = step("ex-2", status=Status.COMPLETED, position=[], output="ok", set_output=True)
+    await store.checkpoint(replace(short, entries=[make_entry("end", output="ok")]))
+    assert run_sql(db_path, "SELECT output, output_at FROM executions WHERE id = 'ex-2'") == [
+        ('"ok"', None)
+    ]
     await store.close()
