@@ -463,12 +463,33 @@ def checkpoint(conn: sqlite3.Connection, cp: CheckpointRow, heads: Heads) -> int
     """
     changes = _changes_json(cp)
     head = heads.pop(cp.execution_id, None)
-    plain = cp.status == _RUNNING and cp.lease_expires_at is None and not cp.fields
-    if plain and head is not None and head.owner == cp.owner:
+    if head is not None and _plain(cp, head):
         version = _append_after(conn, cp, changes, head, heads)
         if version is not None:
             return version
     return _checkpoint_read(conn, cp, changes, heads)
+
+
+def append(conn: sqlite3.Connection, cp: CheckpointRow, heads: Heads) -> int | None:
+    """:func:`checkpoint` as one statement, outside a transaction (the statement is one), for a
+    step's checkpoint of at most one entry where ``heads`` says its log ends; ``None``, having
+    written nothing, when that cannot be: :func:`checkpoint` then writes it."""
+    head = heads.get(cp.execution_id)
+    if head is None or len(cp.entries) > 1 or not _plain(cp, head):
+        return None
+    del heads[cp.execution_id]
+    return _append_after(conn, cp, _changes_json(cp), head, heads)
+
+
+def _plain(cp: CheckpointRow, head: Head) -> bool:
+    """A step's checkpoint by the owner ``head`` knows: it changes no column of the executions
+    row (no status, lease or field)."""
+    return (
+        cp.status == _RUNNING
+        and cp.lease_expires_at is None
+        and not cp.fields
+        and head.owner == cp.owner
+    )
 
 
 def _append_after(

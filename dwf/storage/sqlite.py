@@ -178,7 +178,7 @@ class SQLiteStore:
         thread, before anything is written."""
         row = rows.checkpoint_row(checkpoint, self._clock)
         try:
-            return await self._write(ops.checkpoint, row, self._heads)
+            return await self._submit(self._checkpoint, row)
         except BaseException:
             self._heads.pop(row.execution_id, None)  # perhaps remembered, then rolled back
             raise
@@ -264,9 +264,8 @@ class SQLiteStore:
         # A deferred transaction: the reads inside it see one snapshot.
         return await self._submit(self._in_transaction, "BEGIN", fn, args)
 
-    async def _submit(
-        self, job: Callable[[str, Callable[..., T], tuple[Any, ...], bool], T], *args: Any
-    ) -> T:
+    async def _submit(self, job: Callable[..., T], *args: Any) -> T:
+        """Run ``job(*args, inline)``: on the loop's thread (``inline``) or the worker's."""
         if self._closed:
             raise StoreError(f"the SQLite store {self.path!r} is closed", path=self.path)
         if self.io == "auto" and not self._slow and self._conn is not None and self._worker.hold():
@@ -293,6 +292,28 @@ class SQLiteStore:
         finally:
             self._slow = time.perf_counter() - started >= INLINE_LIMIT
 
+    def _checkpoint(self, row: rows.CheckpointRow, inline: bool) -> int:
+        """A step's checkpoint is one INSERT where the store remembers the log ends (see
+        ops.append): that statement alone, without BEGIN and COMMIT around it."""
+        conn = self._connection()
+        try:
+            self._wait_if(not inline)
+            version = ops.append(conn, row, self._heads)
+        except sqlite3.Error as exc:
+            if inline and _is_busy(exc):
+                raise _Busy from exc
+            raise self._error(exc) from exc
+        if version is not None:
+            return version
+        return self._in_transaction("BEGIN IMMEDIATE", ops.checkpoint, (row, self._heads), inline)
+
+    def _wait_if(self, waits: bool) -> None:
+        """Wait for locks (off the event loop) or not (on it): set the busy handler if it is
+        not set so."""
+        if self._waits != waits:
+            self._connection().execute(f"PRAGMA busy_timeout = {self._busy_ms() if waits else 0}")
+            self._waits = waits
+
     def _in_transaction(
         self, begin: str, fn: Callable[..., T], args: tuple[Any, ...], inline: bool
     ) -> T:
@@ -300,9 +321,7 @@ class SQLiteStore:
         a lock; raise :class:`_Busy` instead, having written nothing."""
         conn = self._connection()
         try:
-            if self._waits == inline:  # switch the busy handler: wait only off the loop
-                conn.execute(f"PRAGMA busy_timeout = {0 if inline else self._busy_ms()}")
-                self._waits = not inline
+            self._wait_if(not inline)
             conn.execute(begin)
             try:
                 result = fn(conn, *args)

@@ -212,9 +212,19 @@ async def test_a_write_that_fails_midway_rolls_back_completely(db_path: Path) ->
     await store.close()
 
 
-async def test_a_locked_database_raises_store_error_and_loses_nothing(db_path: Path) -> None:
+@pytest.mark.parametrize("remembered", [False, True], ids=["first step", "next step"])
+async def test_a_locked_database_raises_store_error_and_loses_nothing(
+    db_path: Path, remembered: bool
+) -> None:
+    # The first step after a claim reads where the log ends; the next one appends in one
+    # statement where the store remembers it ends (ops.append).
     store = open_store(f"sqlite:///{db_path}?busy_timeout=20ms")
     claimed = await running(store, variables={"a": 1})
+    if remembered:
+        await store.checkpoint(step(set_variables={"a": 1}))
+        loaded = await store.load("ex-1")
+        assert loaded is not None
+        claimed = loaded
     blocker = sqlite3.connect(db_path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
@@ -365,11 +375,14 @@ async def test_after_a_slow_call_the_next_calls_go_to_the_worker_thread(
     await store.close()
 
 
+@pytest.mark.parametrize("remembered", [False, True], ids=["first step", "next step"])
 async def test_a_locked_database_is_waited_for_on_the_worker_thread_not_the_loop(
-    db_path: Path,
+    db_path: Path, remembered: bool
 ) -> None:
     store = SQLiteStore(db_path)
     claimed = await running(store, variables={"a": 1})
+    if remembered:
+        claimed.version = await store.checkpoint(step(set_variables={"a": 1}))
     blocker = sqlite3.connect(db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     ticks = 0
@@ -985,7 +998,8 @@ async def test_a_step_appends_where_its_log_ended_without_reading_first(db_path:
     await store.checkpoint(step(set_variables={"b": 2}, entries=[make_entry("b")]))
     await store.checkpoint(step(set_state={"k": 1}, entries=[]))  # no entry: a row of changes
     store._conn.set_trace_callback(None)
-    assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "COMMIT"] * 2
+    # One statement each, which is a transaction of its own.
+    assert [s.split()[0] for s in statements] == ["INSERT", "INSERT"]
     # The next step of a run that goes on from a claim reads first, once.
     claimed = await store.claim("ex-1", owner=OWNER, lease_expires_at=3_000.0, expected_version=5)
     assert claimed is not None
@@ -994,13 +1008,24 @@ async def test_a_step_appends_where_its_log_ended_without_reading_first(db_path:
     await store.checkpoint(step(set_variables={"c": 3}, entries=[make_entry("c")]))
     await store.checkpoint(step(set_variables={"d": 4}, entries=[make_entry("d")]))
     store._conn.set_trace_callback(None)
-    assert [s.split()[0] for s in statements] == [
-        *("BEGIN", "SELECT", "INSERT", "COMMIT"),
-        *("BEGIN", "INSERT", "COMMIT"),
-    ]
+    assert [s.split()[0] for s in statements] == ["BEGIN", "SELECT", "INSERT", "COMMIT", "INSERT"]
+    # Two entries (a retried step) are two rows: in one transaction, still without reading.
+    statements.clear()
+    store._conn.set_trace_callback(statements.append)
+    retried = [make_entry("e", action="retried"), make_entry("e")]
+    await store.checkpoint(step(set_variables={"e": 5}, entries=retried))
+    store._conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
     loaded = await store.load("ex-1")
-    assert loaded is not None and loaded.version == 8
-    assert loaded.variables == {"a": 1, "b": 2, "c": 3, "d": 4} and loaded.state["k"] == 1
+    assert loaded is not None and loaded.version == 9
+    assert loaded.variables == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
+    assert loaded.state["k"] == 1
+    entries = await store.entries("ex-1")
+    assert [(e.seq, e.step_id, e.action) for e in entries[-3:]] == [
+        (4, "d", "completed"),
+        (5, "e", "retried"),
+        (6, "e", "completed"),
+    ]
     await store.close()
 
 
