@@ -526,7 +526,9 @@ def _append_after(
                 for i, entry in enumerate(cp.entries[:-1], start=1)
             ],
         )
-    heads[cp.execution_id] = head._replace(n=n + count, seq=seq, version=version, pending=pending)
+    heads[cp.execution_id] = Head(
+        head.num, head.row_version, head.owner, head.snap_n, n + count, seq, version, pending
+    )
     return version
 
 
