@@ -21,6 +21,7 @@ __all__ = [
     "copy_value",
     "decode",
     "encode",
+    "encode_known",
     "encode_map",
     "encode_nullable",
     "quick_encode",
@@ -261,12 +262,13 @@ def copy_map(values: Mapping[Any, Any], kind: str) -> dict[str, Any]:
 
 
 def encode_map(
-    values: Mapping[Any, Any], kind: str, encoded: Mapping[int, str] | None = None
+    values: Mapping[Any, Any], kind: str, encoded: dict[int, str] | None = None
 ) -> list[tuple[str, str]]:
     """Variables or state entries (``kind`` names them in messages) as (name, JSON text) pairs.
 
     ``encoded`` holds the text of values encoded already, by ``id()``: objects that the caller
-    keeps alive until this returns.
+    keeps alive while it keeps ``encoded``. The text of each long string encoded here is added
+    to it (see :func:`encode_known`).
     """
     pairs = []
     for name, value in values.items():
@@ -275,10 +277,44 @@ def encode_map(
         text = encoded.get(id(value)) if encoded else None
         if text is None:
             text = quick_encode(value)
-        if text is None:
-            text = _encode_checked(value, f"{kind} '{name}'", name)
+            if text is None:
+                text = _encode_checked(value, f"{kind} '{name}'", name)
+            elif encoded is not None and len(text) >= LONG_TEXT:
+                encoded[id(value)] = text
         pairs.append((name, text))
     return pairs
+
+
+#: The shortest text of a value that :func:`encode_map` keeps for :func:`encode_known`.
+LONG_TEXT = 64
+
+
+def encode_known(value: Any, encoded: Mapping[int, str]) -> str | None:
+    """What :func:`quick_encode` returns for ``value``, made of the texts ``encoded`` holds
+    (by ``id()``) for it or for the values of a dict that are in it: a step's output usually
+    holds the long values it sets, or is one (the result a run ends with), encoded a moment
+    ago as variables. ``None`` as for
+    :func:`quick_encode`, or when no value of a dict is in ``encoded`` (then the C encoder is
+    quicker)."""
+    known = encoded.get(id(value))
+    if known is not None:
+        return known
+    if value.__class__ is not dict or not encoded:
+        return quick_encode(value)
+    parts = []
+    reused = False
+    for key, item in value.items():
+        if key.__class__ is not str or not key.isascii():
+            return quick_encode(value)
+        text = encoded.get(id(item))
+        if text is None:
+            text = quick_encode(item)
+            if text is None:
+                return None
+        else:
+            reused = True
+        parts.append(f"{_encode_str(key)}:{text}")
+    return "{" + ",".join(parts) + "}" if reused else quick_encode(value)
 
 
 def _checked_map(

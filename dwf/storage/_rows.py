@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dwf.storage._errors import lease_lost
 from dwf.storage._json import (
+    LONG_TEXT,
     decode,
     encode,
+    encode_known,
     encode_map,
     encode_nullable,
     quick_encode,
@@ -232,12 +234,15 @@ def new_execution(record: ExecutionRecord, clock: Callable[[], float]) -> NewExe
     return NewExecution(row, variables, encode_map(record.state, "state key"))
 
 
-def entry_row(entry: AuditEntry) -> EntryRow:
-    """An audit entry, encoded."""
+def entry_row(entry: AuditEntry, encoded: Mapping[int, str] | None = None) -> EntryRow:
+    """An audit entry, encoded (with the texts of values ``encoded`` holds by ``id()``, as
+    :func:`~dwf.storage._json.encode_known` does)."""
     output: str | None = None
     if entry.output is not None:
         value = entry.output
-        output = quick_encode(value) or encode(value, _entry_part("output", entry), "output")
+        output = (encode_known(value, encoded) if encoded else quick_encode(value)) or encode(
+            value, _entry_part("output", entry), "output"
+        )
     error: str | None = None
     if entry.error is not None:
         value = entry.error
@@ -262,15 +267,21 @@ def _entry_part(part: str, entry: AuditEntry) -> str:
 def checkpoint_row(checkpoint: Checkpoint, clock: Callable[[], float]) -> CheckpointRow:
     """A checkpoint, encoded; ``clock`` gives the new ``updated_at``."""
     cp = checkpoint
-    entries = [entry_row(e) for e in cp.entries]
-    # The step that ends a run outputs the value that becomes its `result` and the execution's
-    # output, often large: the same object, encoded once.
+    # A value is often in two or three places: an assign or call step outputs the (long) values
+    # it sets, the step that ends a run outputs the value that becomes its `result` and the
+    # execution's output. The texts encoded here, by id() of objects that cp keeps alive
+    # throughout (no other object can have those ids): each is encoded once.
     encoded: dict[int, str] = {}
-    if entries and entries[-1].output is not None:
-        encoded[id(cp.entries[-1].output)] = entries[-1].output
+    set_variables = encode_map(cp.set_variables, "variable", encoded)
+    entries = [entry_row(e) for e in cp.entries[:-1]]
+    if cp.entries:
+        last = cp.entries[-1]
+        entries.append(entry_row(last, encoded))
+        output = entries[-1].output
+        if output is not None and len(output) >= LONG_TEXT:
+            encoded[id(last.output)] = output
 
-    def encode_known(value: Any, what: str, key: str | None = None) -> str | None:
-        # ids of objects that cp keeps alive throughout: no other object can have them
+    def encode_once(value: Any, what: str, key: str | None = None) -> str | None:
         known = encoded.get(id(value))
         return known if known is not None else encode_nullable(value, what, key)
 
@@ -279,14 +290,14 @@ def checkpoint_row(checkpoint: Checkpoint, clock: Callable[[], float]) -> Checkp
         owner=cp.owner,
         status=cp.status.value if cp.status.__class__ is Status else Status(cp.status).value,
         position=position_value(cp, encode),
-        set_variables=encode_map(cp.set_variables, "variable", encoded),
+        set_variables=set_variables,
         delete_variables=require_names(cp.delete_variables, "variable"),
         set_state=encode_map(cp.set_state, "state key"),
         delete_state=require_names(cp.delete_state, "state key"),
         entries=entries,
         lease_expires_at=cp.lease_expires_at,
         now=clock(),
-        fields=checkpoint_values(cp, encode_known),
+        fields=checkpoint_values(cp, encode_once),
     )
 
 

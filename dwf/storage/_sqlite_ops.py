@@ -829,7 +829,10 @@ def _json_values(field: str, pairs: list[tuple[str, str]], output: str | None) -
     inline = []
     shared = []
     for name, text in pairs:
-        start = output.find(text) if output is not None and len(text) >= _SHARED_TEXT else -1
+        start = -1
+        if output is not None and len(text) >= _SHARED_TEXT:
+            # The end step's result is its whole output: no search (costly for long text).
+            start = 0 if text is output or text == output else output.find(text)
         if start >= 0:
             shared.append(f"{_json_name(name)}:[{start},{start + len(text)}]")
         else:

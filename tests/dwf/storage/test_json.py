@@ -127,3 +127,69 @@ def test_a_checkpoint_encodes_the_value_a_run_ends_with_once(
     assert row.entries[0].output == text
     assert row.set_variables == [("result", text), ("other", '{"n":1}')]
     assert row.fields["output"] == text
+
+
+def test_a_step_output_holding_the_long_values_it_sets_reuses_their_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # assign outputs what it sets: the long string is encoded once, as the variable.
+    from dwf.storage import _json, _rows
+    from dwf.storage.base import AuditEntry, Checkpoint, Status
+
+    long_text = "ünï " + "x" * 500
+    output = {"text": long_text, "n": 1, "short": "s"}
+    seen: list[Any] = []
+
+    def counting(value: Any) -> str | None:
+        seen.append(value)
+        return quick_encode(value)
+
+    monkeypatch.setattr(_json, "quick_encode", counting)
+    whole: list[Any] = []
+    encode_json = _json._encode_json
+
+    def encoding_whole(value: Any) -> str:
+        whole.append(value)
+        return encode_json(value)
+
+    monkeypatch.setattr(_json, "_encode_json", encoding_whole)
+    entry = AuditEntry("ex-1", "a", "a", "assign", "completed", 1.0, 2.0, output=output)
+    row = _rows.checkpoint_row(
+        Checkpoint(
+            execution_id="ex-1",
+            owner="me",
+            status=Status.RUNNING,
+            position=["a"],
+            set_variables={"text": long_text, "n": 1},
+            entries=[entry],
+        ),
+        lambda: 5.0,
+    )
+    assert sum(value is long_text for value in seen) == 1
+    assert output not in whole  # made of the parts' texts, not encoded as a whole
+    assert row.entries[0].output == reference(output)
+    assert row.set_variables == [("text", reference(long_text)), ("n", "1")]
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"text": "x" * 100},
+        {"a": 1, "text": "x" * 100, "nested": {"k": ["y" * 80]}},
+        {"ünï": "x" * 100},  # a key that is not ASCII: encoded as a whole
+        {"bad": float("nan"), "text": "x" * 100},  # not JSON: left to the checked path
+        ["x" * 100],
+    ],
+    ids=["one", "mixed", "non-ascii key", "not json", "list"],
+)
+def test_an_output_made_of_known_texts_is_what_encoding_it_gives(output: Any) -> None:
+    from dwf.storage._json import encode_known
+
+    encoded: dict[int, str] = {}
+    values = output.values() if isinstance(output, dict) else output
+    encode_map({str(i): v for i, v in enumerate(values) if v == v}, "variable", encoded)
+    text = encode_known(output, encoded)
+    if isinstance(output, dict) and any(v != v for v in output.values()):
+        assert text is None
+    else:
+        assert text == reference(output)
