@@ -377,8 +377,10 @@ def _remember(heads: Heads, execution_id: str, head: Head) -> None:
 
 
 def create(
-    conn: sqlite3.Connection, new: NewExecution, definition: str, heads: Heads
+    conn: sqlite3.Connection, new: NewExecution, definition: str | None, heads: Heads
 ) -> ExecutionRecord:
+    """Insert the execution, and its definition unless ``definition`` is ``None`` (the store
+    knows the definitions table has it: nothing ever deletes one)."""
     row = new.row
     state = dict(new.state)
     root_position = state.pop(ROOT_POSITION, None)
@@ -393,10 +395,11 @@ def create(
         if "executions.id" in str(exc):  # the UNIQUE id: the store rolls everything back
             raise already_exists(row.id) from None
         raise
-    conn.execute(
-        "INSERT OR IGNORE INTO definitions (hash, source, created_at) VALUES (?, ?, ?)",
-        (row.definition_hash, definition, row.created_at),
-    )
+    if definition is not None:
+        conn.execute(
+            "INSERT OR IGNORE INTO definitions (hash, source, created_at) VALUES (?, ?, ?)",
+            (row.definition_hash, definition, row.created_at),
+        )
     if num is None or num > _MAX_NUM:
         raise StoreError(
             "the SQLite store has numbered 2**31 executions, the most it can; copy the "

@@ -111,6 +111,8 @@ class SQLiteStore:
         # Where the log of each execution this store runs ends (see ops.Head): only the
         # worker's job or the inline call in progress changes it, one at a time.
         self._heads: ops.Heads = {}
+        # The definitions this store wrote or saw written: never deleted, not written again.
+        self._stored_definitions: set[str] = set()
         self._closed = False
 
     @classmethod
@@ -159,11 +161,15 @@ class SQLiteStore:
     async def create(self, record: ExecutionRecord, definition: str) -> ExecutionRecord:
         """See :meth:`dwf.storage.base.Store.create`."""
         new = rows.new_execution(record, self._clock)
+        digest = new.row.definition_hash
+        text = None if digest in self._stored_definitions else definition
         try:
-            return await self._write(ops.create, new, definition, self._heads)
+            created = await self._write(ops.create, new, text, self._heads)
         except BaseException:
             self._heads.pop(new.row.id, None)  # perhaps remembered, then rolled back
             raise
+        self._stored_definitions.add(digest)
+        return created
 
     async def load(self, execution_id: str) -> ExecutionRecord | None:
         """See :meth:`dwf.storage.base.Store.load`."""

@@ -26,7 +26,7 @@ from contract import (
 )
 
 import dwf.storage
-from dwf.errors import ConfigurationError, LeaseLost, StoreError
+from dwf.errors import ConfigurationError, InvalidTransition, LeaseLost, StoreError
 from dwf.storage import MemoryStore, SQLiteStore, Store, default_store_url, open_store
 from dwf.storage import _sqlite_ops as sqlite_ops
 from dwf.storage import sqlite as sqlite_module
@@ -1073,4 +1073,23 @@ async def test_an_output_that_is_the_last_entrys_output_is_written_once(db_path:
     assert run_sql(db_path, "SELECT output, output_at FROM executions WHERE id = 'ex-2'") == [
         ('"ok"', None)
     ]
+    await store.close()
+
+
+async def test_a_definition_is_written_once_per_store(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.create(make_record("ex-1"), "the definition")
+    statements: list[str] = []
+    assert store._conn is not None
+    store._conn.set_trace_callback(statements.append)
+    await store.create(make_record("ex-2"), "the definition")
+    store._conn.set_trace_callback(None)
+    assert not [s for s in statements if "definitions" in s]
+    assert await store.load_definition("hash-1") == "the definition"
+    # A create that fails writes nothing, and the next one still writes its definition.
+    with pytest.raises(InvalidTransition, match="already exists"):
+        await store.create(make_record("ex-1", definition_hash="hash-2"), "second")
+    assert await store.load_definition("hash-2") is None
+    await store.create(make_record("ex-3", definition_hash="hash-2"), "second")
+    assert await store.load_definition("hash-2") == "second"
     await store.close()
