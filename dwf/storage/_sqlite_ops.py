@@ -228,14 +228,14 @@ _MAX_NUM = (1 << 31) - 1
 SNAPSHOT_ROWS = 100
 SNAPSHOT_BYTES = 1 << 20
 _RUNNING = Status.RUNNING.value
-#: What checkpoint() reads: the owner and what it checks, and the execution's last log row past
-#: the snapshot (NULLs when there is none).
 #: Executions (x) with their last log row past the snapshot (l), if any.
 _WITH_LAST_ROW = (
     " FROM executions AS x LEFT JOIN log AS l ON l.key = ("
     "SELECT key FROM log WHERE key > (x.num << 32) + x.snap_n AND key <= (x.num << 32) + 4294967295"
     " ORDER BY key DESC LIMIT 1)"
 )
+#: What checkpoint() reads when it does not know where the log ends: the owner and what it
+#: checks, and the execution's last log row past the snapshot (NULLs when there is none).
 _HEAD = (
     f"SELECT {', '.join(f'x.{c.strip()}' for c in rows.CHECKED_COLUMNS.split(','))},"
     f" x.num, x.last_seq, x.snap_n, l.key, l.seq, l.version, l.pending{_WITH_LAST_ROW}"
