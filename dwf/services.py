@@ -34,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import ModuleType
+from types import MethodType, ModuleType
 from typing import Any
 
 from dwf.errors import ConfigurationError, NonRetryableError, RegistryError
@@ -249,10 +249,32 @@ async def _in_daemon_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    """``fn``'s signature, or ``None`` when it has none; kept per function (a bound method's
+    by its function: ``getattr`` makes a new bound method every time, with the same signature),
+    since a call step asks for it on every call."""
+    key = (fn.__func__, True) if isinstance(fn, MethodType) else (fn, False)
+    try:
+        return _SIGNATURES[key]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable
+        return _signature_of(fn)
+    sig = _signature_of(fn)
+    if len(_SIGNATURES) >= _MAX_SIGNATURES:
+        _SIGNATURES.clear()
+    _SIGNATURES[key] = sig
+    return sig
+
+
+def _signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
     try:
         return inspect.signature(fn)
     except (TypeError, ValueError):
         return None
+
+
+_SIGNATURES: dict[tuple[Any, bool], inspect.Signature | None] = {}
+_MAX_SIGNATURES = 4096
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:

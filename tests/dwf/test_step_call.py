@@ -157,6 +157,36 @@ async def test_static_and_class_methods_are_called_on_the_class() -> None:
     assert Calc.created == before  # no instance was needed
 
 
+async def test_a_methods_signature_is_read_once_and_never_confused_with_anothers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A call step asks for the method's signature on every call: read once per function (a
+    # bound method's by its function), and a method of the same name elsewhere has its own.
+    import inspect
+
+    from dwf import services as services_module
+
+    class Other:
+        def add(self, a: int, b: int, c: int = 100) -> int:
+            return a + b + c
+
+    looked_up: list[Any] = []
+    signature = inspect.signature
+
+    def counting(fn: Any) -> inspect.Signature:
+        looked_up.append(fn)
+        return signature(fn)
+
+    monkeypatch.setattr(services_module.inspect, "signature", counting)
+    monkeypatch.setattr(services_module, "_SIGNATURES", {})
+    for _ in range(3):
+        assert (await run_call({"Calc": Calc}, "Calc", "add", "{a: 1, b: 2}")).output == 3
+    assert len(looked_up) == 1
+    assert (await run_call({"Other": Other}, "Other", "add", "{a: 1, b: 2}")).output == 103
+    assert (await run_call({"Calc": Calc}, "Calc", "static_double", "21")).output == 42
+    assert len(looked_up) == 3
+
+
 async def test_a_registered_class_is_instantiated_once_per_engine() -> None:
     engine = dwf.Engine("memory://", services={"Calc": Calc})
     wf = workflow("""
