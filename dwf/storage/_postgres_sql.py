@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import astuple
@@ -34,7 +35,6 @@ from dwf.storage._rows import (
     FindRow,
     NewExecution,
     StatusRow,
-    values_of,
 )
 from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary, Status
 
@@ -191,9 +191,14 @@ def _checkpoint_sql(fields: tuple[str, ...], writes: tuple[str, ...]) -> str:
 
 
 def _gated_upsert(table: str, key: str, prefix: str) -> str:
+    # The names and the encoded values come as two JSON arrays (see _names_json and
+    # _values_json): two text parameters, which the driver sends as they are, where arrays of
+    # text cost it more than the statement. json_array_elements() hands each value over as it
+    # is (a value may hold "\u0000", which a JSON value can and a PostgreSQL text cannot).
     return (
-        f"INSERT INTO {table} (execution_id, {key}, value) SELECT %(id)s, t.name, t.value::json"
-        f" FROM unnest(%({prefix}_names)s::text[], %({prefix}_values)s::text[]) AS t(name, value)"
+        f"INSERT INTO {table} (execution_id, {key}, value) SELECT %(id)s, t.name, t.value"
+        f" FROM ROWS FROM (json_array_elements_text(%({prefix}_names)s::json),"
+        f" json_array_elements(%({prefix}_values)s::json)) AS t(name, value)"
         f" WHERE {_OWNED} ON CONFLICT (execution_id, {key}) DO UPDATE SET value = excluded.value"
     )
 
@@ -207,17 +212,45 @@ _CHECKPOINT_WRITES = {
     f" AND key = ANY(%(del_s)s::text[]) AND {_OWNED}",
     "set_v": _gated_upsert("variables", "name", "set_v"),
     "set_s": _gated_upsert("state", "key", "set_s"),
+    # The entries as three JSON arrays, in order: their plain columns, outputs and errors.
     "ent": f"INSERT INTO entries (execution_id, seq, {_ENTRY_COLUMNS})"
-    " SELECT %(id)s, last.seq + t.ord, t.step_path, t.step_id, t.step_type, t.action,"
-    " t.attempt, t.started_at, t.finished_at, t.output::json, t.error::json"
+    " SELECT %(id)s, last.seq + t.ord, t.m->>0, t.m->>1, t.m->>2, t.m->>3, (t.m->>4)::int,"
+    " (t.m->>5)::float8, (t.m->>6)::float8,"
+    " CASE WHEN json_typeof(t.o) = 'null' THEN NULL ELSE t.o END,"
+    " CASE WHEN json_typeof(t.e) = 'null' THEN NULL ELSE t.e END"
     " FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM entries WHERE execution_id = %(id)s)"
-    " AS last, unnest("
-    + ", ".join(
-        f"%(e_{name})s::{kind}"
-        for name, kind in zip(rows.ENTRY_COLUMNS, _ENTRY_TYPES.split(", "), strict=True)
-    )
-    + f") WITH ORDINALITY AS t({_ENTRY_COLUMNS}, ord) WHERE {_OWNED}",
+    " AS last, ROWS FROM (json_array_elements(%(ent)s::json),"
+    " json_array_elements(%(ent_out)s::json), json_array_elements(%(ent_err)s::json))"
+    f" WITH ORDINALITY AS t(m, o, e, ord) WHERE {_OWNED}",
 }
+
+
+def _entry_params(entries: list[EntryRow]) -> dict[str, str]:
+    """The entries as the three JSON arrays of the "ent" write."""
+    return {
+        "ent": "["
+        + ",".join(
+            f"[{_text(e.step_path)},{_text(e.step_id)},{_text(e.step_type)},{_text(e.action)},"
+            f"{int(e.attempt)},{float(e.started_at)!r},{float(e.finished_at)!r}]"
+            for e in entries
+        )
+        + "]",
+        "ent_out": _values_json([e.output or "null" for e in entries]),
+        "ent_err": _values_json([e.error or "null" for e in entries]),
+    }
+
+
+def _names_json(names: list[str]) -> str:
+    return "[" + ",".join(map(_text, names)) + "]"
+
+
+def _values_json(texts: list[str]) -> str:
+    """JSON texts as the elements of one JSON array."""
+    return "[" + ",".join(texts) + "]"
+
+
+# Names may hold any character (lone surrogates too): escaped to ASCII, as JSON allows.
+_text = json.encoder.encode_basestring_ascii
 
 
 @contextlib.asynccontextmanager
@@ -379,12 +412,11 @@ async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
             writes.append(name)
     for name, pairs in (("set_v", cp.set_variables), ("set_s", cp.set_state)):
         if pairs:
-            params[f"{name}_names"] = [key for key, _ in pairs]
-            params[f"{name}_values"] = [text for _, text in pairs]
+            params[f"{name}_names"] = _names_json([key for key, _ in pairs])
+            params[f"{name}_values"] = _values_json([text for _, text in pairs])
             writes.append(name)
     if cp.entries:
-        columns = zip(*(values_of(row) for row in cp.entries), strict=True)
-        params.update({f"e_{n}": list(c) for n, c in zip(rows.ENTRY_COLUMNS, columns, strict=True)})
+        params.update(_entry_params(cp.entries))
         writes.append("ent")
     query = _checkpoint_sql(tuple(cp.fields), tuple(writes))
     for attempt in range(_SEQ_RETRIES + 1):

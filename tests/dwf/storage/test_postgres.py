@@ -164,6 +164,41 @@ async def test_json_values_are_kept_as_written_in_json_columns(
     assert rows == [("big", "1e+300"), ("nul", '"\\u0000"'), ("zero", "-0.0")]
 
 
+async def test_a_checkpoints_values_and_entries_are_stored_as_encoded(
+    postgres_url: str, schema: str, store_url: str
+) -> None:
+    # A checkpoint sends its rows as JSON arrays: each value arrives as the text dwf encoded
+    # (a "\u0000" inside included), an entry without output or error has SQL NULLs, times
+    # and attempts keep their types, and the entries keep their order.
+    store = PostgresStore(store_url)
+    await running(store)
+    entries = [
+        make_entry('a"b', output={"nul": "\u0000", "f": 1e-300}, started_at=0.1, attempt=3),
+        make_entry("ünï", error={"type": "E", "message": "x"}, finished_at=1e10),
+        make_entry("plain"),
+    ]
+    await store.checkpoint(
+        step(set_variables={"nul": "\u0000", "f": -0.0}, set_state={"k": [1]}, entries=entries)
+    )
+    await store.close()
+    assert await run_sql(
+        postgres_url, schema, "SELECT name, value::text FROM variables ORDER BY name"
+    ) == [("f", "-0.0"), ("nul", '"\\u0000"')]
+    assert await run_sql(postgres_url, schema, "SELECT key, value::text FROM state") == [
+        ("k", "[1]")
+    ]
+    assert await run_sql(
+        postgres_url,
+        schema,
+        "SELECT seq, step_id, attempt, started_at, finished_at, output::text, error::text"
+        " FROM entries ORDER BY seq",
+    ) == [
+        (1, 'a"b', 3, 0.1, 10.5, '{"nul":"\\u0000","f":1e-300}', None),
+        (2, "ünï", 1, 10.0, 1e10, None, '{"type":"E","message":"x"}'),
+        (3, "plain", 1, 10.0, 10.5, None, None),
+    ]
+
+
 async def test_a_checkpoint_after_1000_variables_writes_only_the_changed_rows(
     postgres_url: str, schema: str, store_url: str
 ) -> None:
