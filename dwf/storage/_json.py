@@ -293,9 +293,8 @@ def encode_known(value: Any, encoded: Mapping[int, str]) -> str | None:
     """What :func:`quick_encode` returns for ``value``, made of the texts ``encoded`` holds
     (by ``id()``) for it or for the values of a dict that are in it: a step's output usually
     holds the long values it sets, or is one (the result a run ends with), encoded a moment
-    ago as variables. ``None`` as for
-    :func:`quick_encode`, or when no value of a dict is in ``encoded`` (then the C encoder is
-    quicker)."""
+    ago as variables. A dict none of whose values ``encoded`` holds goes to the C encoder,
+    which is quicker; ``None`` as for :func:`quick_encode`."""
     known = encoded.get(id(value))
     if known is not None:
         return known
