@@ -57,6 +57,9 @@ class Services:
     def __init__(self, services: Mapping[str, Any] | None = None) -> None:
         self._services: dict[str, Any] = {}
         self._instances: dict[str, Any] = {}
+        # The callables resolve() found for methods of registered classes and functions, which
+        # stay the same until something is registered again (an object's attribute may not).
+        self._resolved: dict[tuple[str, str], Callable[..., Any]] = {}
         self._lock = threading.Lock()
         for name, obj in (services or {}).items():
             self.register(name, obj)
@@ -78,6 +81,7 @@ class Services:
                 )
         self._services[name] = obj
         self._instances.pop(name, None)
+        self._resolved.clear()
 
     def register_module(self, module: ModuleType) -> list[str]:
         """Register every public class, function and object defined in ``module``."""
@@ -136,6 +140,9 @@ class Services:
 
     def resolve(self, service: str, method: str) -> Callable[..., Any]:
         """The callable for ``service.method``; a :class:`RegistryError` explains a miss."""
+        found = self._resolved.get((service, method))
+        if found is not None:
+            return found
         try:
             target = self._services[service]
         except KeyError:
@@ -149,6 +156,7 @@ class Services:
             raise RegistryError(f"method '{method}' of service '{service}' is private")
         if inspect.isfunction(target) or inspect.iscoroutinefunction(target):
             if method in (target.__name__, "__call__", "call"):
+                self._resolved[service, method] = target
                 return target  # type: ignore[no-any-return]
             raise RegistryError(
                 f"service '{service}' is the function '{target.__name__}'; "
@@ -159,8 +167,11 @@ class Services:
             if raw is None:
                 raise self._no_method(service, method, target)
             if isinstance(raw, staticmethod | classmethod):
-                return getattr(target, method)  # type: ignore[no-any-return]
-            return getattr(self._instance(service, target), method)  # type: ignore[no-any-return]
+                fn = getattr(target, method)
+            else:
+                fn = getattr(self._instance(service, target), method)
+            self._resolved[service, method] = fn
+            return fn  # type: ignore[no-any-return]
         fn = getattr(target, method, None)
         if fn is None or not callable(fn):
             raise self._no_method(service, method, target)
@@ -205,9 +216,7 @@ class Services:
         sig = _signature(fn)
         if sig is not None:
             _bind(sig, args, kwargs, label)
-        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)  # noqa: B004
-        ):
+        if _is_async(fn):
             return await fn(*args, **kwargs)
         result = await _in_daemon_thread(fn, *args, **kwargs)
         if inspect.isawaitable(result):
@@ -249,32 +258,45 @@ async def _in_daemon_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
-    """``fn``'s signature, or ``None`` when it has none; kept per function (a bound method's
-    by its function: ``getattr`` makes a new bound method every time, with the same signature),
-    since a call step asks for it on every call."""
+    """``fn``'s signature, or ``None`` when it has none."""
+    return _traits(fn)[0]
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` returns a coroutine (a coroutine function, or an object whose
+    ``__call__`` is one)."""
+    return _traits(fn)[1]
+
+
+def _traits(fn: Callable[..., Any]) -> tuple[inspect.Signature | None, bool]:
+    """``fn``'s signature and whether it is async, kept per function (a bound method's by its
+    function: ``getattr`` makes a new bound method every time, with the same traits), since a
+    call step asks on every call."""
     key = (fn.__func__, True) if isinstance(fn, MethodType) else (fn, False)
     try:
-        return _SIGNATURES[key]
+        return _TRAITS[key]
     except KeyError:
         pass
     except TypeError:  # unhashable
-        return _signature_of(fn)
-    sig = _signature_of(fn)
-    if len(_SIGNATURES) >= _MAX_SIGNATURES:
-        _SIGNATURES.clear()
-    _SIGNATURES[key] = sig
-    return sig
+        return _traits_of(fn)
+    traits = _traits_of(fn)
+    if len(_TRAITS) >= _MAX_TRAITS:
+        _TRAITS.clear()
+    _TRAITS[key] = traits
+    return traits
 
 
-def _signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
+def _traits_of(fn: Callable[..., Any]) -> tuple[inspect.Signature | None, bool]:
     try:
-        return inspect.signature(fn)
+        sig: inspect.Signature | None = inspect.signature(fn)
     except (TypeError, ValueError):
-        return None
+        sig = None
+    call = getattr(fn, "__call__", None)  # noqa: B004
+    return sig, inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
-_SIGNATURES: dict[tuple[Any, bool], inspect.Signature | None] = {}
-_MAX_SIGNATURES = 4096
+_TRAITS: dict[tuple[Any, bool], tuple[inspect.Signature | None, bool]] = {}
+_MAX_TRAITS = 4096
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:

@@ -14,6 +14,7 @@ import pydantic
 import pytest
 
 import dwf
+from dwf.services import Services
 
 
 def workflow(text: str) -> dwf.WorkflowDefinition:
@@ -162,6 +163,7 @@ async def test_a_methods_signature_is_read_once_and_never_confused_with_anothers
 ) -> None:
     # A call step asks for the method's signature on every call: read once per function (a
     # bound method's by its function), and a method of the same name elsewhere has its own.
+    # So is the method found once per service and method, until something is registered.
     import inspect
 
     from dwf import services as services_module
@@ -178,13 +180,41 @@ async def test_a_methods_signature_is_read_once_and_never_confused_with_anothers
         return signature(fn)
 
     monkeypatch.setattr(services_module.inspect, "signature", counting)
-    monkeypatch.setattr(services_module, "_SIGNATURES", {})
+    monkeypatch.setattr(services_module, "_TRAITS", {})
     for _ in range(3):
         assert (await run_call({"Calc": Calc}, "Calc", "add", "{a: 1, b: 2}")).output == 3
     assert len(looked_up) == 1
     assert (await run_call({"Other": Other}, "Other", "add", "{a: 1, b: 2}")).output == 103
     assert (await run_call({"Calc": Calc}, "Calc", "static_double", "21")).output == 42
     assert len(looked_up) == 3
+
+
+async def test_a_service_registered_again_is_the_one_called() -> None:
+    # resolve() keeps what it found for classes and functions until something is registered;
+    # an object's method is looked up on every call (it may be replaced on the object).
+    services = Services()
+
+    class First:
+        def value(self) -> int:
+            return 1
+
+    class Second:
+        def value(self) -> int:
+            return 2
+
+    class Holder:
+        def value(self) -> int:
+            return 3
+
+    services.register("S", First)
+    assert await services.call("S", "value", None) == 1
+    services.register("S", Second)
+    assert await services.call("S", "value", None) == 2
+    holder = Holder()
+    services.register("H", holder)
+    assert await services.call("H", "value", None) == 3
+    holder.value = lambda: 4  # type: ignore[method-assign]
+    assert await services.call("H", "value", None) == 4
 
 
 async def test_a_registered_class_is_instantiated_once_per_engine() -> None:
