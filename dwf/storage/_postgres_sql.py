@@ -35,6 +35,7 @@ from dwf.storage._rows import (
     FindRow,
     NewExecution,
     StatusRow,
+    values_of,
 )
 from dwf.storage.base import AuditEntry, ExecutionRecord, ExecutionSummary, Status
 
@@ -340,29 +341,60 @@ async def _schema_version(conn: Connection, where: str) -> int:
 # -- operations ------------------------------------------------------------------------------
 
 
-async def create(conn: Connection, new: NewExecution, definition: str) -> ExecutionRecord:
+async def create(conn: Connection, new: NewExecution, definition: str | None) -> ExecutionRecord:
+    """One statement in autocommit (see :func:`_create_sql`): the execution, and its
+    definition (unless ``definition`` is ``None``: the store knows the table has it), variables
+    and state, all or nothing."""
     row = new.row
-    async with _batched(conn), conn.transaction():
-        await conn.execute(
-            "INSERT INTO definitions (hash, source, created_at) VALUES (%s, %s, %s)"
-            " ON CONFLICT (hash) DO NOTHING",
-            (row.definition_hash, definition, row.created_at),
+    params: dict[str, Any] = {
+        f"x_{name}": value
+        for name, value in zip(rows.EXECUTION_COLUMNS, values_of(row), strict=True)
+    }
+    if definition is not None:
+        params["source"] = definition
+    for name, pairs in (("v", new.variables), ("s", new.state)):
+        if pairs:
+            params[f"{name}_names"] = _names_json([key for key, _ in pairs])
+            params[f"{name}_values"] = _values_json([text for _, text in pairs])
+    query = _create_sql(definition is not None, bool(new.variables), bool(new.state))
+    cursor = await conn.execute(query, params)
+    if await cursor.fetchone() is None:
+        raise already_exists(row.id)
+    # What load() would read back, without reading it (json columns keep the text as written).
+    return rows.record_from_row(values_of(row), new.variables, new.state)
+
+
+@functools.cache
+def _create_sql(definition: bool, variables: bool, state: bool) -> str:
+    """The creation as one statement: the execution row is inserted unless its id exists,
+    and every other write is gated on that insert, so a second creation writes nothing."""
+    values = ", ".join(
+        f"%(x_{name})s::json" if name in rows.JSON_COLUMNS else f"%(x_{name})s"
+        for name in rows.EXECUTION_COLUMNS
+    )
+    ctes = [
+        f"ins AS (INSERT INTO executions ({_EXEC_COLUMNS}) VALUES ({values})"
+        " ON CONFLICT (id) DO NOTHING RETURNING id)"
+    ]
+    if definition:
+        ctes.append(
+            "def AS (INSERT INTO definitions (hash, source, created_at)"
+            " SELECT %(x_definition_hash)s, %(source)s, %(x_created_at)s FROM ins"
+            " ON CONFLICT (hash) DO NOTHING)"
         )
-        cursor = await conn.execute(
-            f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES ({_EXEC_VALUES})"
-            " ON CONFLICT (id) DO NOTHING RETURNING id",
-            astuple(row),
-        )
-        if await cursor.fetchone() is None:
-            raise already_exists(row.id)
-        await _upsert(conn, "variables", row.id, new.variables)
-        await _upsert(conn, "state", row.id, new.state)
-        cursor = await conn.execute(
-            f"SELECT {_LOAD_COLUMNS} FROM executions e WHERE e.id = %s", (row.id,)
-        )
-        found = await cursor.fetchone()
-    assert found is not None
-    return _record(found)
+    for name, table, key, wanted in (
+        ("v", "variables", "name", variables),
+        ("s", "state", "key", state),
+    ):
+        if wanted:
+            ctes.append(
+                f"{name} AS (INSERT INTO {table} (execution_id, {key}, value)"
+                " SELECT ins.id, t.name, t.value FROM ins,"
+                f" ROWS FROM (json_array_elements_text(%({name}_names)s::json),"
+                f" json_array_elements(%({name}_values)s::json)) AS t(name, value)"
+                f" ON CONFLICT (execution_id, {key}) DO UPDATE SET value = excluded.value)"
+            )
+    return f"WITH {', '.join(ctes)} SELECT id FROM ins"
 
 
 async def load(conn: Connection, execution_id: str) -> ExecutionRecord | None:

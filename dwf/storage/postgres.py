@@ -87,6 +87,8 @@ class PostgresStore:
         self._pools: ConnectionPerLoop[AsyncConnectionPool] = ConnectionPerLoop(
             AsyncConnectionPool.close
         )
+        # The definitions this store wrote or saw written: never deleted, not written again.
+        self._stored_definitions: set[str] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -96,7 +98,12 @@ class PostgresStore:
 
     async def create(self, record: ExecutionRecord, definition: str) -> ExecutionRecord:
         """See :meth:`dwf.storage.base.Store.create`."""
-        return await self._run(sql.create, rows.new_execution(record, self._clock), definition)
+        new = rows.new_execution(record, self._clock)
+        digest = new.row.definition_hash
+        text = None if digest in self._stored_definitions else definition
+        created = await self._run(sql.create, new, text)
+        self._stored_definitions.add(digest)
+        return created
 
     async def load(self, execution_id: str) -> ExecutionRecord | None:
         """See :meth:`dwf.storage.base.Store.load`."""

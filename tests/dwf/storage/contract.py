@@ -183,11 +183,15 @@ class StoreContract:
 
     async def test_creating_an_existing_id_raises_invalid_transition(self, store: Store) -> None:
         await store.create(make_record(variables={"v": 1}), "d")
+        second = make_record(
+            workflow_id="other", definition_hash="hash-new", variables={"v": 2}, state={"k": 1}
+        )
         with pytest.raises(InvalidTransition, match="ex-1"):
-            await store.create(make_record(workflow_id="other", variables={"v": 2}), "d")
+            await store.create(second, "new text")
         loaded = await store.load("ex-1")
         assert loaded is not None
-        assert (loaded.workflow_id, loaded.variables) == ("order", {"v": 1})
+        assert (loaded.workflow_id, loaded.variables, loaded.state) == ("order", {"v": 1}, {})
+        assert await store.load_definition("hash-new") is None  # nothing of it was written
 
     async def test_unknown_ids_load_as_none(self, store: Store) -> None:
         assert await store.load("nope") is None
