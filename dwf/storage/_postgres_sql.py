@@ -111,23 +111,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (execution_id, seq)
         )""",
     ),
-    # 2: the root frame's position (the state key "|pos", which the engine rewrites with every
-    # step) moves into the executions row, which every checkpoint rewrites anyway: a row of
-    # `state` less to write per step.
-    (
-        "ALTER TABLE executions ADD COLUMN root_position JSON",
-        "UPDATE executions AS e SET root_position = s.value FROM state AS s"
-        " WHERE s.execution_id = e.id AND s.key = '|pos'",
-        "DELETE FROM state WHERE key = '|pos'",
-    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-#: The state key kept in the executions row (column root_position), not in `state`.
-ROOT_POSITION = "|pos"
 TABLES = ("definitions", "executions", "variables", "state", "entries")
 
 
 _EXEC_COLUMNS = ", ".join(rows.EXECUTION_COLUMNS)
+_EXEC_VALUES = ", ".join(
+    "%s::json" if name in rows.JSON_COLUMNS else "%s" for name in rows.EXECUTION_COLUMNS
+)
 _SUMMARY_COLUMNS = ", ".join(rows.SUMMARY_COLUMNS)
 # The record and its two maps in one statement, so one snapshot.
 _LOAD_COLUMNS = (
@@ -135,7 +127,7 @@ _LOAD_COLUMNS = (
     + ", (SELECT COALESCE(json_object_agg(v.name, v.value), '{}') FROM variables v"
     " WHERE v.execution_id = e.id)"
     + ", (SELECT COALESCE(json_object_agg(s.key, s.value), '{}') FROM state s"
-    " WHERE s.execution_id = e.id), e.root_position"
+    " WHERE s.execution_id = e.id)"
 )
 _ENTRY_COLUMNS = ", ".join(rows.ENTRY_COLUMNS)
 _ENTRY_TYPES = "text[], text[], text[], text[], int[], float8[], float8[], text[], text[]"
@@ -149,15 +141,30 @@ _INSERT_ENTRIES = (
 )
 
 
+def _upsert_sql(table: str, key: str) -> str:
+    return (
+        f"INSERT INTO {table} (execution_id, {key}, value)"
+        " SELECT %s, t.name, t.value::json FROM unnest(%s::text[], %s::text[]) AS t(name, value)"
+        f" ON CONFLICT (execution_id, {key}) DO UPDATE SET value = excluded.value"
+    )
+
+
+_UPSERT = {"variables": _upsert_sql("variables", "name"), "state": _upsert_sql("state", "key")}
+_DELETE_KEYS = {
+    "variables": "DELETE FROM variables WHERE execution_id = %s AND name = ANY(%s::text[])",
+    "state": "DELETE FROM state WHERE execution_id = %s AND key = ANY(%s::text[])",
+}
+
+
 # How often a checkpoint is retried after its audit entries collided with those of a concurrent
 # checkpoint by the same owner.
 _SEQ_RETRIES = 3
 
 
 @functools.cache
-def _checkpoint_sql(fields: tuple[str, ...], writes: tuple[str, ...], root: bool) -> str:
-    """The checkpoint as one statement: the optional ``fields`` it sets (``root``: the root
-    position too), and the ``writes`` (names of :data:`_CHECKPOINT_WRITES`) it has rows for.
+def _checkpoint_sql(fields: tuple[str, ...], writes: tuple[str, ...]) -> str:
+    """The checkpoint as one statement: the optional ``fields`` it sets, and the ``writes``
+    (names of :data:`_CHECKPOINT_WRITES`) it has rows for.
 
     The ``UPDATE`` of the execution row is the owner check and takes the row lock; every other
     write is gated on its result, so a non-owner writes nothing. All of it runs as one
@@ -172,8 +179,6 @@ def _checkpoint_sql(fields: tuple[str, ...], writes: tuple[str, ...], root: bool
         else f" {name} = %(f_{name})s,"
         for name in fields
     )
-    if root:
-        sets += " root_position = %(root_position)s::json,"
     ctes = "".join(f", {name} AS ({_CHECKPOINT_WRITES[name]})" for name in writes)
     return (
         "WITH upd AS (UPDATE executions SET status = %(status)s, position = %(position)s::json,"
@@ -345,15 +350,13 @@ async def create(conn: Connection, new: NewExecution, definition: str | None) ->
         f"x_{name}": value
         for name, value in zip(rows.EXECUTION_COLUMNS, values_of(row), strict=True)
     }
-    state = [(key, text) for key, text in new.state if key != ROOT_POSITION]
-    params["root_position"] = dict(new.state).get(ROOT_POSITION)
     if definition is not None:
         params["source"] = definition
-    for name, pairs in (("v", new.variables), ("s", state)):
+    for name, pairs in (("v", new.variables), ("s", new.state)):
         if pairs:
             params[f"{name}_names"] = _names_json([key for key, _ in pairs])
             params[f"{name}_values"] = _values_json([text for _, text in pairs])
-    query = _create_sql(definition is not None, bool(new.variables), bool(state))
+    query = _create_sql(definition is not None, bool(new.variables), bool(new.state))
     cursor = await conn.execute(query, params)
     if await cursor.fetchone() is None:
         raise already_exists(row.id)
@@ -370,8 +373,7 @@ def _create_sql(definition: bool, variables: bool, state: bool) -> str:
         for name in rows.EXECUTION_COLUMNS
     )
     ctes = [
-        f"ins AS (INSERT INTO executions ({_EXEC_COLUMNS}, root_position)"
-        f" VALUES ({values}, %(root_position)s::json)"
+        f"ins AS (INSERT INTO executions ({_EXEC_COLUMNS}) VALUES ({values})"
         " ON CONFLICT (id) DO NOTHING RETURNING id)"
     ]
     if definition:
@@ -429,26 +431,18 @@ async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
         "now": cp.now,
         **{f"f_{name}": value for name, value in cp.fields.items()},
     }
-    # The root position goes to the executions row (set, or cleared when deleted).
-    set_state = cp.set_state
-    delete_state = cp.delete_state
-    root = ROOT_POSITION in delete_state or any(key == ROOT_POSITION for key, _ in set_state)
-    if root:
-        params["root_position"] = dict(set_state).get(ROOT_POSITION)
-        set_state = [(key, text) for key, text in set_state if key != ROOT_POSITION]
-        delete_state = [key for key in delete_state if key != ROOT_POSITION]
     # A name both deleted and set ends up set (one statement cannot write a row twice).
     set_names = {name for name, _ in cp.set_variables}
-    set_keys = {key for key, _ in set_state}
+    set_keys = {key for key, _ in cp.set_state}
     writes: list[str] = []
     for name, values in (
         ("del_v", [name for name in cp.delete_variables if name not in set_names]),
-        ("del_s", [key for key in delete_state if key not in set_keys]),
+        ("del_s", [key for key in cp.delete_state if key not in set_keys]),
     ):
         if values:
             params[name] = values
             writes.append(name)
-    for name, pairs in (("set_v", cp.set_variables), ("set_s", set_state)):
+    for name, pairs in (("set_v", cp.set_variables), ("set_s", cp.set_state)):
         if pairs:
             params[f"{name}_names"] = _names_json([key for key, _ in pairs])
             params[f"{name}_values"] = _values_json([text for _, text in pairs])
@@ -456,7 +450,7 @@ async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
     if cp.entries:
         params.update(_entry_params(cp.entries))
         writes.append("ent")
-    query = _checkpoint_sql(tuple(cp.fields), tuple(writes), root)
+    query = _checkpoint_sql(tuple(cp.fields), tuple(writes))
     for attempt in range(_SEQ_RETRIES + 1):
         try:
             cursor = await conn.execute(query, params)
@@ -577,6 +571,13 @@ async def delete(conn: Connection, execution_id: str) -> bool:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+async def _upsert(conn: Connection, table: str, eid: str, values: list[tuple[str, str]]) -> None:
+    if values:
+        names = [name for name, _ in values]
+        texts = [text for _, text in values]
+        await conn.execute(_UPSERT[table], (eid, names, texts))
+
+
 async def _append_entries(conn: Connection, eid: str, new: list[EntryRow]) -> None:
     if new:
         columns = [list(column) for column in zip(*(astuple(row) for row in new), strict=True)]
@@ -585,7 +586,5 @@ async def _append_entries(conn: Connection, eid: str, new: list[EntryRow]) -> No
 
 def _record(row: tuple[Any, ...]) -> ExecutionRecord:
     """An execution from a ``_LOAD_COLUMNS`` row (json columns arrive decoded)."""
-    *columns, variables, state, root_position = row
-    if root_position is not None:
-        state[ROOT_POSITION] = root_position
+    *columns, variables, state = row
     return rows.record_from_row(columns, variables.items(), state.items(), decoded=True)
