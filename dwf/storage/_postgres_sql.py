@@ -117,9 +117,6 @@ TABLES = ("definitions", "executions", "variables", "state", "entries")
 
 
 _EXEC_COLUMNS = ", ".join(rows.EXECUTION_COLUMNS)
-_EXEC_VALUES = ", ".join(
-    "%s::json" if name in rows.JSON_COLUMNS else "%s" for name in rows.EXECUTION_COLUMNS
-)
 _SUMMARY_COLUMNS = ", ".join(rows.SUMMARY_COLUMNS)
 # The record and its two maps in one statement, so one snapshot.
 _LOAD_COLUMNS = (
@@ -139,21 +136,6 @@ _INSERT_ENTRIES = (
     " unnest(" + ", ".join(f"%s::{t}" for t in _ENTRY_TYPES.split(", ")) + ")"
     f" WITH ORDINALITY AS t({_ENTRY_COLUMNS}, ord)"
 )
-
-
-def _upsert_sql(table: str, key: str) -> str:
-    return (
-        f"INSERT INTO {table} (execution_id, {key}, value)"
-        " SELECT %s, t.name, t.value::json FROM unnest(%s::text[], %s::text[]) AS t(name, value)"
-        f" ON CONFLICT (execution_id, {key}) DO UPDATE SET value = excluded.value"
-    )
-
-
-_UPSERT = {"variables": _upsert_sql("variables", "name"), "state": _upsert_sql("state", "key")}
-_DELETE_KEYS = {
-    "variables": "DELETE FROM variables WHERE execution_id = %s AND name = ANY(%s::text[])",
-    "state": "DELETE FROM state WHERE execution_id = %s AND key = ANY(%s::text[])",
-}
 
 
 # How often a checkpoint is retried after its audit entries collided with those of a concurrent
@@ -569,13 +551,6 @@ async def delete(conn: Connection, execution_id: str) -> bool:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-async def _upsert(conn: Connection, table: str, eid: str, values: list[tuple[str, str]]) -> None:
-    if values:
-        names = [name for name, _ in values]
-        texts = [text for _, text in values]
-        await conn.execute(_UPSERT[table], (eid, names, texts))
 
 
 async def _append_entries(conn: Connection, eid: str, new: list[EntryRow]) -> None:

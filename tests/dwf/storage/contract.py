@@ -193,6 +193,20 @@ class StoreContract:
         assert (loaded.workflow_id, loaded.variables, loaded.state) == ("order", {"v": 1}, {})
         assert await store.load_definition("hash-new") is None  # nothing of it was written
 
+    async def test_the_root_position_is_state_like_any_other_key(self, store: Store) -> None:
+        # "|pos" (the root frame's position) may be kept apart by a backend; it reads back as
+        # any state key does, whatever the checkpoints did to it.
+        await running(store, state={"|pos": "a", "k": 1})
+        await store.checkpoint(step(set_state={"|pos": "b", "k": 2}))
+        loaded = await store.load("ex-1")
+        assert loaded is not None and loaded.state == {"|pos": "b", "k": 2}
+        await store.checkpoint(step(delete_state=["|pos"]))
+        loaded = await store.load("ex-1")
+        assert loaded is not None and loaded.state == {"k": 2}
+        await store.checkpoint(step(set_state={"|pos": "c"}, delete_state=["|pos", "k"]))
+        loaded = await store.load("ex-1")
+        assert loaded is not None and loaded.state == {"|pos": "c"}
+
     async def test_unknown_ids_load_as_none(self, store: Store) -> None:
         assert await store.load("nope") is None
         assert await store.load_definition("nope") is None
