@@ -197,8 +197,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 4: an execution's output may be the output of its last audit entry (the end step's, which
     # is also its `result`): output_at is then that log row's key and the output column NULL,
-    # so that a large output is written once.
-    ("ALTER TABLE executions ADD COLUMN output_at INTEGER",),
+    # so that a large output is written once. root_position is renamed root_pos so that a
+    # process still running an older dwf fails with a store error at its next read (and at a
+    # write of that column) instead of reading executions without their output; the step
+    # checkpoints it may write before that are the ones this version writes.
+    (
+        "ALTER TABLE executions ADD COLUMN output_at INTEGER",
+        "ALTER TABLE executions RENAME COLUMN root_position TO root_pos",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -215,7 +221,7 @@ _LOAD_COLUMNS = ", ".join(
 )
 
 #: The state key of the root frame's position, which the engine rewrites with every step. It is
-#: kept in the executions row (column root_position), which every checkpoint rewrites anyway.
+#: kept in the executions row (column root_pos), which every checkpoint rewrites anyway.
 ROOT_POSITION = "|pos"
 #: A log row's key is (num << 32) + n: each execution has 2**32 - 1 rows, and num stays below
 #: 2**31 so that keys fit SQLite's 64-bit integers.
@@ -388,7 +394,7 @@ def create(
     values = rows.values_of(row)
     try:
         num = conn.execute(
-            f"INSERT INTO executions ({_EXEC_COLUMNS}, root_position) VALUES ({marks})",
+            f"INSERT INTO executions ({_EXEC_COLUMNS}, root_pos) VALUES ({marks})",
             (*values, root_position),
         ).lastrowid
     except sqlite3.IntegrityError as exc:
@@ -415,7 +421,7 @@ def create(
 
 def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
     found = conn.execute(
-        f"SELECT {_LOAD_COLUMNS}, root_position, num, snap_n FROM executions WHERE id = ?",
+        f"SELECT {_LOAD_COLUMNS}, root_pos, num, snap_n FROM executions WHERE id = ?",
         (execution_id,),
     ).fetchone()
     if found is None:
@@ -617,7 +623,7 @@ def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow, heads: Hea
     if cp.delete_state:
         keys = [(eid, key) for key in cp.delete_state if key != ROOT_POSITION]
         if len(keys) < len(cp.delete_state):
-            columns["root_position"] = None
+            columns["root_pos"] = None
         if keys:
             conn.executemany(_DELETE["state"], keys)
     if cp.set_variables:
@@ -625,7 +631,7 @@ def _checkpoint_snapshot(conn: sqlite3.Connection, cp: CheckpointRow, heads: Hea
     if cp.set_state:
         others = [(key, value) for key, value in cp.set_state if key != ROOT_POSITION]
         if len(others) < len(cp.set_state):
-            columns["root_position"] = dict(cp.set_state)[ROOT_POSITION]
+            columns["root_pos"] = dict(cp.set_state)[ROOT_POSITION]
         _upsert(conn, "state", eid, others)
     if cp.entries:
         columns["snap_n"], columns["last_seq"] = _append_entries(
@@ -909,7 +915,7 @@ def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
     )
     columns: dict[str, Any] = {}
     if ROOT_POSITION in state:
-        columns["root_position"] = state.pop(ROOT_POSITION)
+        columns["root_pos"] = state.pop(ROOT_POSITION)
     deleted = [(execution_id, key) for key, value in state.items() if value is None]
     if deleted:
         conn.executemany(_DELETE["state"], deleted)

@@ -851,9 +851,42 @@ async def test_a_store_of_the_second_schema_is_migrated_and_its_runs_go_on(db_pa
     assert [e.seq for e in await store.entries("ex-1")] == [1, 2, 3]
     assert await store.set_status("ex-1", expected_version=6, status=Status.CANCELLED)
     await store.close()
-    assert run_sql(db_path, "SELECT root_position, last_seq, snap_n FROM executions") == [
-        ('"c"', 3, 4)
-    ]
+    assert run_sql(db_path, "SELECT root_pos, last_seq, snap_n FROM executions") == [('"c"', 3, 4)]
+
+
+async def test_a_store_of_the_third_schema_is_migrated_and_an_older_reader_is_refused(
+    db_path: Path,
+) -> None:
+    # Schema 3 kept every output in the executions row. Its completed executions read back as
+    # they were; a process still running the previous dwf fails at its next read (the column
+    # it reads the root position from is renamed) rather than reading no output for the
+    # executions this version completes.
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for statement in (*MIGRATIONS[0], *MIGRATIONS[1], *MIGRATIONS[2]):
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1, 0), (2, 0), (3, 0)")
+    conn.execute(
+        "INSERT INTO executions (num, id, workflow_id, definition_hash, status, input, position,"
+        " output, version, created_at, updated_at, root_position)"
+        " VALUES (3, 'done', 'order', 'h', 'completed', '{}', '[]', '{\"total\":5}', 9, 1, 2,"
+        " NULL)"
+    )
+    conn.close()
+    store = SQLiteStore(db_path)
+    done = await store.load("done")
+    assert done is not None and (done.status, done.output) == (Status.COMPLETED, {"total": 5})
+    await running(store, "ex-1")
+    await store.checkpoint(step(set_state={"|pos": "b"}, entries=[make_entry("a")]))
+    result = {"text": "x" * 100}
+    finish = step(status=Status.COMPLETED, position=[], output=result, set_output=True)
+    await store.checkpoint(replace(finish, entries=[make_entry("end", output=result)]))
+    finished = await store.load("ex-1")
+    assert finished is not None and finished.output == result
+    await store.close()
+    with pytest.raises(sqlite3.OperationalError, match="no such column: root_position"):
+        run_sql(db_path, "SELECT root_position, num, snap_n FROM executions WHERE id = 'ex-1'")
 
 
 async def test_a_call_made_while_the_worker_is_busy_waits_behind_it_on_the_worker(
