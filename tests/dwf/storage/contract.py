@@ -88,6 +88,21 @@ def step(execution_id: str = "ex-1", **fields: Any) -> Checkpoint:
     return Checkpoint(**values)
 
 
+def ending(result: Any, execution_id: str = "ex-1", **fields: Any) -> Checkpoint:
+    """The checkpoint of an ``end`` step that completes the run with ``result``: its output,
+    the ``result`` variable and the execution's output (one object, as the engine gives)."""
+    values: dict[str, Any] = {
+        "status": Status.COMPLETED,
+        "position": [],
+        "set_variables": {"result": result},
+        "entries": [make_entry("end", execution_id=execution_id, output=result)],
+        "output": result,
+        "set_output": True,
+    }
+    values.update(fields)
+    return step(execution_id, **values)
+
+
 async def running(store: Store, execution_id: str = "ex-1", **fields: Any) -> ExecutionRecord:
     """Create an execution and claim it for :data:`OWNER`."""
     created = await store.create(make_record(execution_id, **fields), "definition text")

@@ -10,7 +10,6 @@ import sqlite3
 import sys
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from contract import (
     OWNER,
     StoreContract,
     check_sync_engine_round_trip,
+    ending,
     make_entry,
     make_record,
     running,
@@ -732,14 +732,7 @@ async def test_the_journal_and_its_snapshots_read_back_as_the_memory_store_does(
         assert await stores[0].set_status("ex-1", expected_version=version, status=Status.CANCELLED)
     else:  # completed by a checkpoint, which the log may take as it is
         result = {"n": seed, "text": "x" * 100 * (seed % 3)}  # long ones are written once
-        done = step(
-            status=Status.COMPLETED,
-            position=[],
-            set_variables={"result": result},
-            entries=[make_entry("end", output=result)],
-            output=result,
-            set_output=True,
-        )
+        done = ending(result)
         assert [await store.checkpoint(done) for store in stores] == [version + 1] * 2
     assert await stores[1].load("ex-1") == await stores[0].load("ex-1")
     assert await stores[1].find() == await stores[0].find()
@@ -791,15 +784,7 @@ async def test_the_checkpoint_that_ends_a_run_is_appended_past_the_journal_limit
     await running(store)
     for index in range(sqlite_ops.SNAPSHOT_ROWS):
         await store.checkpoint(step(set_variables={f"v{index}": index}, entries=[make_entry()]))
-    done = step(
-        status=Status.COMPLETED,
-        position=[],
-        set_variables={"result": "ok"},
-        entries=[make_entry("end", output="ok")],
-        output="ok",
-        set_output=True,
-    )
-    await store.checkpoint(done)
+    await store.checkpoint(ending("ok"))
     assert run_sql(
         db_path,
         "SELECT (SELECT COUNT(*) FROM variables), (SELECT COUNT(*) FROM log, executions"
@@ -880,8 +865,7 @@ async def test_a_store_of_the_third_schema_is_migrated_and_an_older_reader_is_re
     await running(store, "ex-1")
     await store.checkpoint(step(set_state={"|pos": "b"}, entries=[make_entry("a")]))
     result = {"text": "x" * 100}
-    finish = step(status=Status.COMPLETED, position=[], output=result, set_output=True)
-    await store.checkpoint(replace(finish, entries=[make_entry("end", output=result)]))
+    await store.checkpoint(ending(result, set_variables={}))
     finished = await store.load("ex-1")
     assert finished is not None and finished.output == result
     await store.close()
@@ -1086,23 +1070,14 @@ async def test_an_output_that_is_the_last_entrys_output_is_written_once(db_path:
     loaded = await store.load("ex-1")
     assert loaded is not None and loaded.output == {"other": "z" * 100}
     # The end step's output, which is also the execution's: a reference to its log row.
-    done = step(
-        status=Status.COMPLETED,
-        position=[],
-        set_variables={"result": result},
-        entries=[make_entry("end", output=result)],
-        output=result,
-        set_output=True,
-    )
-    await store.checkpoint(done)
+    await store.checkpoint(ending(result))
     assert stored() == [(1, 0)]
     loaded = await store.load("ex-1")
     assert loaded is not None and loaded.output == result and loaded.variables["result"] == result
     assert (await store.entries("ex-1"))[-1].output == result
     # A short output is kept in the row: nothing to save.
     await running(store, "ex-2")
-    short = step("ex-2", status=Status.COMPLETED, position=[], output="ok", set_output=True)
-    await store.checkpoint(replace(short, entries=[make_entry("end", output="ok")]))
+    await store.checkpoint(ending("ok", "ex-2"))
     assert run_sql(db_path, "SELECT output, output_at FROM executions WHERE id = 'ex-2'") == [
         ('"ok"', None)
     ]
