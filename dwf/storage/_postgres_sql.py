@@ -152,8 +152,8 @@ def _checkpoint_sql(fields: tuple[str, ...], writes: tuple[str, ...]) -> str:
     write is gated on its result, so a non-owner writes nothing. All of it runs as one
     statement in autocommit: atomic and one round trip. Writes with no rows are left out, so
     a statement has only the parts it needs; its text depends only on which parts, so psycopg
-    prepares it after a few uses. The last ``SELECT`` returns the new version, or NULL and who
-    holds the execution (from the statement's snapshot) for the LeaseLost message.
+    prepares it after a few uses. The last ``SELECT`` returns the new version, or no row when
+    the owner did not match (then :func:`checkpoint` reads who holds it, for the message).
     """
     sets = "".join(
         f" {name} = %(f_{name})s::json,"
@@ -168,8 +168,7 @@ def _checkpoint_sql(fields: tuple[str, ...], writes: tuple[str, ...]) -> str:
         " lease_expires_at = CASE WHEN %(running)s THEN COALESCE(%(lease)s, lease_expires_at) END,"
         f"{sets} version = version + 1, updated_at = %(now)s"
         f" WHERE id = %(id)s AND owner = %(checked_owner)s RETURNING version){ctes}"
-        " SELECT u.version, e.owner, e.status FROM (VALUES (1)) AS one (x)"
-        " LEFT JOIN executions e ON e.id = %(id)s LEFT JOIN upd u ON TRUE"
+        " SELECT version FROM upd"
     )
 
 
@@ -444,11 +443,13 @@ async def checkpoint(conn: Connection, cp: CheckpointRow) -> int:
             if exc.diag.constraint_name != "entries_pkey" or attempt == _SEQ_RETRIES:
                 raise
     found = await cursor.fetchone()
-    assert found is not None
-    version, holder, status = found
-    if version is None:
-        raise lease_lost(cp.execution_id, cp.owner, None if status is None else (holder, status))
-    return int(version)
+    if found is None:  # not the owner: who is, for the message (nothing was written)
+        cursor = await conn.execute(
+            "SELECT owner, status FROM executions WHERE id = %s", (cp.execution_id,)
+        )
+        holder = await cursor.fetchone()
+        raise lease_lost(cp.execution_id, cp.owner, None if holder is None else tuple(holder))
+    return int(found[0])
 
 
 async def claim(
