@@ -436,18 +436,19 @@ def load(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
     if root_position is not None:
         state.append((ROOT_POSITION, root_position))
     record = rows.record_from_row(found[:-3], variables, state)
-    for version, updated_at, delta, output in _journal(conn, num, snap_n):
-        changes = json.loads(delta)
-        record.position = changes["p"]
-        for name in changes.get("dv", ()):
-            record.variables.pop(name, None)
-        for name, text in _values(changes, "v", output).items():
-            record.variables[name] = json.loads(text)
-        for key in changes.get("ds", ()):
-            record.state.pop(key, None)
-        for key, text in _values(changes, "s", output).items():
-            record.state[key] = json.loads(text)
-        record.version, record.updated_at = int(version), float(updated_at)
+    replayed = _replay(conn, num, snap_n)
+    if replayed is not None:
+        record.position = replayed.position
+        record.version, record.updated_at = replayed.version, replayed.updated_at
+        for values, changed in (
+            (record.variables, replayed.variables),
+            (record.state, replayed.state),
+        ):
+            for name, text in changed.items():
+                if text is None:
+                    values.pop(name, None)
+                else:
+                    values[name] = json.loads(text)
     return record
 
 
@@ -870,17 +871,41 @@ _json_name = json.encoder.encode_basestring_ascii
 _json_text = json.encoder.encode_basestring
 
 
-def _journal(
-    conn: sqlite3.Connection, num: int, snap_n: int
-) -> list[tuple[int, float, str, str | None]]:
-    """The (version, updated_at, changes, output) of the execution's log rows past the
-    snapshot."""
+class _Replayed(NamedTuple):
+    """What the log rows past an execution's snapshot change, all applied in order: the last
+    position, version and time of change, and the variables and state keys they set (their
+    JSON text) or delete (``None``)."""
+
+    position: Any
+    version: int
+    updated_at: float
+    variables: dict[str, str | None]
+    state: dict[str, str | None]
+
+
+def _replay(conn: sqlite3.Connection, num: int, snap_n: int) -> _Replayed | None:
+    """The changes of the execution's log rows past the snapshot; ``None`` when there are
+    none."""
     base = num << _ROW_BITS
-    return conn.execute(
+    journal = conn.execute(
         "SELECT version, updated_at, delta, output FROM log WHERE key > ? AND key <= ?"
         " AND delta IS NOT NULL ORDER BY key",
         (base + snap_n, base + _MAX_ROWS),
     ).fetchall()
+    if not journal:
+        return None
+    variables: dict[str, str | None] = {}
+    state: dict[str, str | None] = {}
+    position: Any = None
+    for _, _, delta, output in journal:
+        changes = json.loads(delta)
+        position = changes["p"]
+        variables.update(dict.fromkeys(changes.get("dv", ())))
+        variables.update(_values(changes, "v", output))
+        state.update(dict.fromkeys(changes.get("ds", ())))
+        state.update(_values(changes, "s", output))
+    version, updated_at, _, _ = journal[-1]
+    return _Replayed(position, int(version), float(updated_at), variables, state)
 
 
 def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
@@ -892,21 +917,10 @@ def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
     if found is None:
         return
     num, snap_n = found
-    journal = _journal(conn, num, snap_n)
-    if not journal:
+    replayed = _replay(conn, num, snap_n)
+    if replayed is None:
         return
-    variables: dict[str, str | None] = {}
-    state: dict[str, str | None] = {}
-    position: Any = None
-    for _, _, delta, output in journal:
-        changes = json.loads(delta)
-        position = changes["p"]
-        variables.update(dict.fromkeys(changes.get("dv", ())))
-        variables.update(_values(changes, "v", output))
-        state.update(dict.fromkeys(changes.get("ds", ())))
-        state.update(_values(changes, "s", output))
-    position = json_encode(position, "the position")
-    version, updated_at, _, _ = journal[-1]
+    variables, state = replayed.variables, replayed.state
     deleted = [(execution_id, name) for name, value in variables.items() if value is None]
     if deleted:
         conn.executemany(_DELETE["variables"], deleted)
@@ -933,9 +947,9 @@ def _settle(conn: sqlite3.Connection, execution_id: str) -> None:
         (base + snap_n, head, _KEPT_CHANGES),
     )
     columns.update(
-        position=position,
-        version=version,
-        updated_at=updated_at,
+        position=json_encode(replayed.position, "the position"),
+        version=replayed.version,
+        updated_at=replayed.updated_at,
         snap_n=head - base,
         last_seq=seq,
     )
