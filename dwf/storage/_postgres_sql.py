@@ -20,7 +20,6 @@ import functools
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import astuple
 from typing import Any
 
 import psycopg
@@ -127,14 +126,18 @@ _LOAD_COLUMNS = (
     " WHERE s.execution_id = e.id)"
 )
 _ENTRY_COLUMNS = ", ".join(rows.ENTRY_COLUMNS)
-_ENTRY_TYPES = "text[], text[], text[], text[], int[], float8[], float8[], text[], text[]"
+# The entries, from the three JSON arrays of _entry_params() (their plain columns, outputs and
+# errors), numbered after the execution's last; the checkpoint gates it on its owner check.
 _INSERT_ENTRIES = (
     f"INSERT INTO entries (execution_id, seq, {_ENTRY_COLUMNS})"
-    " SELECT %s, last.seq + t.ord, t.step_path, t.step_id, t.step_type, t.action, t.attempt,"
-    " t.started_at, t.finished_at, t.output::json, t.error::json"
-    " FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM entries WHERE execution_id = %s) AS last,"
-    " unnest(" + ", ".join(f"%s::{t}" for t in _ENTRY_TYPES.split(", ")) + ")"
-    f" WITH ORDINALITY AS t({_ENTRY_COLUMNS}, ord)"
+    " SELECT %(id)s, last.seq + t.ord, t.m->>0, t.m->>1, t.m->>2, t.m->>3, (t.m->>4)::int,"
+    " (t.m->>5)::float8, (t.m->>6)::float8,"
+    " CASE WHEN json_typeof(t.o) = 'null' THEN NULL ELSE t.o END,"
+    " CASE WHEN json_typeof(t.e) = 'null' THEN NULL ELSE t.e END"
+    " FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM entries WHERE execution_id = %(id)s)"
+    " AS last, ROWS FROM (json_array_elements(%(ent)s::json),"
+    " json_array_elements(%(ent_out)s::json), json_array_elements(%(ent_err)s::json))"
+    " WITH ORDINALITY AS t(m, o, e, ord)"
 )
 
 
@@ -194,16 +197,7 @@ _CHECKPOINT_WRITES = {
     f" AND key = ANY(%(del_s)s::text[]) AND {_OWNED}",
     "set_v": _gated_upsert("variables", "name", "set_v"),
     "set_s": _gated_upsert("state", "key", "set_s"),
-    # The entries as three JSON arrays, in order: their plain columns, outputs and errors.
-    "ent": f"INSERT INTO entries (execution_id, seq, {_ENTRY_COLUMNS})"
-    " SELECT %(id)s, last.seq + t.ord, t.m->>0, t.m->>1, t.m->>2, t.m->>3, (t.m->>4)::int,"
-    " (t.m->>5)::float8, (t.m->>6)::float8,"
-    " CASE WHEN json_typeof(t.o) = 'null' THEN NULL ELSE t.o END,"
-    " CASE WHEN json_typeof(t.e) = 'null' THEN NULL ELSE t.e END"
-    " FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM entries WHERE execution_id = %(id)s)"
-    " AS last, ROWS FROM (json_array_elements(%(ent)s::json),"
-    " json_array_elements(%(ent_out)s::json), json_array_elements(%(ent_err)s::json))"
-    f" WITH ORDINALITY AS t(m, o, e, ord) WHERE {_OWNED}",
+    "ent": f"{_INSERT_ENTRIES} WHERE {_OWNED}",
 }
 
 
@@ -556,8 +550,7 @@ async def delete(conn: Connection, execution_id: str) -> bool:
 
 async def _append_entries(conn: Connection, eid: str, new: list[EntryRow]) -> None:
     if new:
-        columns = [list(column) for column in zip(*(astuple(row) for row in new), strict=True)]
-        await conn.execute(_INSERT_ENTRIES, (eid, eid, *columns))
+        await conn.execute(_INSERT_ENTRIES, {"id": eid, **_entry_params(new)})
 
 
 def _record(row: tuple[Any, ...]) -> ExecutionRecord:
