@@ -431,15 +431,23 @@ async def test_a_long_series_of_calls_on_the_loop_thread_lets_other_tasks_run(
     await store.close()
 
 
-def write_schema_1_store(path: Path) -> None:
-    """A store as the first released schema wrote it: two executions, one with its root
-    position, other state, variables and two audit entries."""
+def older_store(path: Path, version: int) -> sqlite3.Connection:
+    """A connection to a new store of schema ``version``, as that dwf made it (for data to be
+    written as it wrote it)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
-    for statement in MIGRATIONS[0]:
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+    for number in range(1, version + 1):
+        for statement in MIGRATIONS[number - 1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (number,))
+    return conn
+
+
+def write_schema_1_store(path: Path) -> None:
+    """A store as the first released schema wrote it: two executions, one with its root
+    position, other state, variables and two audit entries."""
+    conn = older_store(path, 1)
     conn.execute("INSERT INTO definitions VALUES ('hash-1', 'definition text', 1)")
     for n, eid in enumerate(("ex-1", "ex-2"), start=1):
         conn.execute(
@@ -802,12 +810,7 @@ async def test_the_checkpoint_that_ends_a_run_is_appended_past_the_journal_limit
 async def test_a_store_of_the_second_schema_is_migrated_and_its_runs_go_on(db_path: Path) -> None:
     # Schema 2 kept the audit entries in `entries`, keyed (num << 32) + seq, and the count of
     # entries and the root position in the executions row.
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
-    for statement in (*MIGRATIONS[0], *MIGRATIONS[1]):
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_version VALUES (1, 0), (2, 0)")
+    conn = older_store(db_path, 2)
     conn.execute(
         "INSERT INTO executions (num, id, workflow_id, definition_hash, status, input, position,"
         " owner, lease_expires_at, version, created_at, updated_at, last_seq, root_position)"
@@ -846,12 +849,7 @@ async def test_a_store_of_the_third_schema_is_migrated_and_an_older_reader_is_re
     # they were; a process still running the previous dwf fails at its next read (the column
     # it reads the root position from is renamed) rather than reading no output for the
     # executions this version completes.
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
-    for statement in (*MIGRATIONS[0], *MIGRATIONS[1], *MIGRATIONS[2]):
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_version VALUES (1, 0), (2, 0), (3, 0)")
+    conn = older_store(db_path, 3)
     conn.execute(
         "INSERT INTO executions (num, id, workflow_id, definition_hash, status, input, position,"
         " output, version, created_at, updated_at, root_position)"
