@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from dwf.errors import StoreError
 
@@ -28,8 +28,6 @@ __all__ = [
     "require_name",
     "require_names",
 ]
-
-T = TypeVar("T")
 
 _ALLOWED = "dict (with str keys), list, str, int, float (finite), bool and None"
 
@@ -257,8 +255,17 @@ def require_names(names: Iterable[Any], what: str) -> list[str]:
 
 
 def copy_map(values: Mapping[Any, Any], kind: str) -> dict[str, Any]:
-    """Variables or state entries (``kind`` names them in messages), checked and copied."""
-    return _checked_map(values, kind, copy_value)
+    """Variables or state entries (``kind`` names them in messages), checked and copied; the
+    message is made only for a value that is not JSON."""
+    copied = {}
+    for name, value in values.items():
+        if name.__class__ is not str:
+            name = require_name(name, kind)
+        try:
+            copied[name] = _copy(value)
+        except (_NotJSON, RecursionError):
+            raise _not_json(value, f"{kind} '{name}'", name) from None
+    return copied
 
 
 def encode_map(
@@ -314,13 +321,3 @@ def encode_known(value: Any, encoded: Mapping[int, str]) -> str | None:
             reused = True
         parts.append(f"{_encode_str(key)}:{text}")
     return "{" + ",".join(parts) + "}" if reused else quick_encode(value)
-
-
-def _checked_map(
-    values: Mapping[Any, Any], kind: str, convert: Callable[[Any, str, str], T]
-) -> dict[str, T]:
-    out = {}
-    for name, value in values.items():
-        name = require_name(name, kind)
-        out[name] = convert(value, f"{kind} '{name}'", name)
-    return out
